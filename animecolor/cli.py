@@ -1,0 +1,56 @@
+"""Command line: ``animecolor <command> ...``, a thin layer over the library API.
+
+Each command lives in ``animecolor/commands/<name>.py`` with ``register(subparsers)``
+(adds its parser and sets ``func``) so the library never sees argparse objects.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+COMMANDS = ["episode", "preview", "dataset", "train", "evaluate", "finetune"]
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="animecolor", description="Colorize black-and-white video (anime and cartoons first)."
+    )
+    parser.add_argument("--version", action="version", version=f"animecolor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"animecolor.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"animecolor.commands.{name}":
+                continue  # command not built yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("animecolor: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, FileNotFoundError, FileExistsError, PermissionError, ValueError, RuntimeError, OSError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"animecolor: error: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

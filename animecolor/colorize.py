@@ -1,0 +1,199 @@
+"""The ``Colorizer`` interface: gray frames in, Lab a/b chroma out.
+
+Everything downstream (temporal smoothing, merging with the source luma,
+preview, evaluation) works on what a Colorizer returns, so baselines (gray,
+luma lookup table) and the CNN plug in the same way::
+
+    col = load_colorizer("weights/default.safetensors")
+    w, h = col.working_size(width, height)          # model input size
+    gray_w = resize(gray_full, (w, h))               # uint8 (N, h, w)
+    ab = col(gray_w)                                 # float32 (N, h/s, w/s, 2), s = col.output_stride
+
+The caller resizes frames to ``working_size`` (cheap on CPU, and it runs in the
+decode thread so it overlaps inference).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from .color import gray_to_L
+
+__all__ = [
+    "Colorizer",
+    "ModelColorizer",
+    "GrayColorizer",
+    "LutColorizer",
+    "working_size",
+    "resolve_device",
+    "default_batch_size",
+    "load_colorizer",
+    "DEFAULT_WEIGHTS",
+]
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "default.safetensors"
+
+
+def working_size(width: int, height: int, long_side: int = 256, multiple: int = 32) -> tuple[int, int]:
+    """Model input size for a ``width x height`` frame: long side ~``long_side``, both multiples of ``multiple``."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"bad frame size {width}x{height}")
+    scale = long_side / max(width, height)
+    w = max(multiple, int(round(width * scale / multiple)) * multiple)
+    h = max(multiple, int(round(height * scale / multiple)) * multiple)
+    return w, h
+
+
+@runtime_checkable
+class Colorizer(Protocol):
+    """Predicts chroma for a batch of gray frames at working size."""
+
+    output_stride: int
+    name: str
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        """Input size (w, h) this colorizer wants for a ``width x height`` frame."""
+        ...
+
+    def __call__(self, gray: np.ndarray) -> np.ndarray:
+        """uint8 ``(N, h, w)`` full-range gray -> float32 ``(N, h/s, w/s, 2)`` Lab a/b."""
+        ...
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """``None``/``"auto"``: CUDA when present, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but no CUDA GPU is available")
+    return dev
+
+
+def default_batch_size(device: torch.device) -> int:
+    return 32 if device.type == "cuda" else 8
+
+
+class ModelColorizer:
+    """Runs a :class:`~animecolor.model.ResidualColorizer` on CPU or CUDA.
+
+    CUDA: channels_last + bf16 autocast (fp16 where bf16 is unsupported).
+    CPU: channels_last, float32.  Always ``torch.inference_mode``.
+    """
+
+    def __init__(self, model, device: str | torch.device | None = None, compile: bool = False, name: str = "model"):
+        self.device = resolve_device(device) if not isinstance(device, torch.device) else device
+        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+        self.cfg = model.cfg
+        self.output_stride = model.output_stride
+        self.name = name
+        if self.device.type == "cuda":
+            dt = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            self._ctx = lambda: torch.autocast("cuda", dtype=dt)
+        else:
+            self._ctx = contextlib.nullcontext
+        self._forward = torch.compile(self.model) if compile else self.model
+        self._lut = torch.from_numpy(gray_to_L(np.arange(256, dtype=np.uint8)) / 50.0 - 1.0).float().to(self.device)
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        return working_size(width, height, self.cfg.working_long_side)
+
+    def __call__(self, gray: np.ndarray) -> np.ndarray:
+        if gray.ndim != 3 or gray.dtype != np.uint8:
+            raise ValueError(f"expected uint8 (N, h, w) gray batch, got {gray.dtype} {gray.shape}")
+        if gray.shape[0] == 0:
+            s = self.output_stride
+            return np.zeros((0, gray.shape[1] // s, gray.shape[2] // s, 2), np.float32)
+        with torch.inference_mode():
+            g = torch.from_numpy(np.ascontiguousarray(gray)).to(self.device, non_blocking=True)
+            x = self._lut[g.long()].unsqueeze(1).contiguous(memory_format=torch.channels_last)
+            with self._ctx():
+                out = self._forward(x)
+            ab = self.model.decode(out)
+            return ab.permute(0, 2, 3, 1).float().cpu().numpy()
+
+
+class GrayColorizer:
+    """Baseline: no color at all (a = b = 0)."""
+
+    output_stride = 1
+    name = "gray"
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        return working_size(width, height)
+
+    def __call__(self, gray: np.ndarray) -> np.ndarray:
+        return np.zeros(gray.shape + (2,), np.float32)
+
+
+class LutColorizer:
+    """Baseline: mean a/b of each gray level, fitted on training frames.
+
+    On flat-colored cartoons brightness alone predicts a lot of the color, so
+    a CNN must beat this table to show it learned shapes and context.
+    """
+
+    output_stride = 1
+
+    def __init__(self, table: np.ndarray, name: str = "lut"):
+        table = np.asarray(table, np.float32)
+        if table.shape != (256, 2):
+            raise ValueError(f"LUT must be (256, 2), got {table.shape}")
+        self.table = table
+        self.name = name
+
+    @classmethod
+    def fit(cls, rgb_frames, name: str = "lut") -> "LutColorizer":
+        """Fit on an iterable of uint8 RGB frames ``(H, W, 3)``."""
+        from .color import L_to_gray, rgb_to_lab
+
+        sums = np.zeros((256, 2), np.float64)
+        counts = np.zeros(256, np.float64)
+        for rgb in rgb_frames:
+            lab = rgb_to_lab(rgb)
+            g = L_to_gray(lab[..., 0]).reshape(-1)
+            counts += np.bincount(g, minlength=256)
+            sums[:, 0] += np.bincount(g, weights=lab[..., 1].reshape(-1), minlength=256)
+            sums[:, 1] += np.bincount(g, weights=lab[..., 2].reshape(-1), minlength=256)
+        table = np.zeros((256, 2), np.float32)
+        seen = counts > 0
+        table[seen] = (sums[seen] / counts[seen, None]).astype(np.float32)
+        if seen.any():  # fill unseen levels from the nearest seen level
+            idx = np.flatnonzero(seen)
+            nearest = idx[np.abs(np.arange(256)[:, None] - idx[None, :]).argmin(axis=1)]
+            table = table[nearest]
+        return cls(table, name)
+
+    def save(self, path: str | os.PathLike) -> None:
+        np.save(path, self.table)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, name: str = "lut") -> "LutColorizer":
+        return cls(np.load(path, allow_pickle=False), name)
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        return working_size(width, height)
+
+    def __call__(self, gray: np.ndarray) -> np.ndarray:
+        return self.table[gray]
+
+
+def load_colorizer(
+    weights: str | os.PathLike | None = None,
+    device: str | None = None,
+    compile: bool = False,
+) -> ModelColorizer:
+    """Load a checkpoint (default: the shipped ``weights/default.safetensors``)."""
+    from .model import WeightsError, load_model
+
+    path = Path(weights) if weights else DEFAULT_WEIGHTS
+    if weights is None and not path.is_file():
+        raise WeightsError(f"shipped default weights are missing: {path} (pass --weights)")
+    dev = resolve_device(device)
+    model = load_model(path, device="cpu")
+    return ModelColorizer(model, dev, compile=compile, name=path.name)

@@ -1,0 +1,18 @@
+"""The residual-encoder colorizer network, its backbones and checkpoints."""
+from .backbone import BACKBONES, EfficientNetLite0, VGG16, build_backbone
+from .checkpoint import WeightsError, load_model, read_metadata, save_model
+from .net import ModelConfig, ResidualColorizer, ab_grid
+
+__all__ = [
+    "BACKBONES",
+    "EfficientNetLite0",
+    "VGG16",
+    "build_backbone",
+    "ModelConfig",
+    "ResidualColorizer",
+    "ab_grid",
+    "WeightsError",
+    "load_model",
+    "read_metadata",
+    "save_model",
+]
