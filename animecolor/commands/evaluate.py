@@ -1,0 +1,180 @@
+"""``animecolor evaluate``: score model(s) and baselines on held-out color video."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score colorizers against color video (CIEDE2000, PSNR, SSIM, colorfulness, CDC)",
+        description=(
+            "Turn each color clip into the luma a B&W copy would carry, colorize it with every "
+            "model and the gray and lookup-table baselines, and compare with the original."
+        ),
+    )
+    p.add_argument("inputs", nargs="+", metavar="COLOR_VIDEO_OR_DIR", help="color clips or folders of them")
+    p.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="model checkpoint (.safetensors); repeat to compare several (default: the shipped weights)",
+    )
+    lut = p.add_mutually_exclusive_group()
+    lut.add_argument("--lut", metavar="PATH.npy", help="lookup-table baseline saved by training (runs/<name>/lut.npy)")
+    lut.add_argument(
+        "--fit-lut",
+        action="append",
+        metavar="DATASET_DIR_OR_VIDEOS",
+        help="fit the lookup-table baseline on color videos / image folders (repeatable; not on the eval clips!)",
+    )
+    p.add_argument("--temporal", default=None, metavar="NAME", help="temporal smoother applied to every colorizer")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="evaluate at most N frames per clip")
+    p.add_argument("--stride", type=int, default=1, metavar="K", help="evaluate every K-th frame (default 1)")
+    p.add_argument(
+        "--max-side",
+        type=int,
+        default=640,
+        metavar="PX",
+        help="resize the ground truth to this long side before scoring (default 640; 0 = full size)",
+    )
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--batch-size", type=int, default=None, help="frames per colorizer call (default: 8 CPU, 32 GPU)")
+    p.add_argument("--json", type=Path, metavar="OUT.json", help="write the full report as JSON")
+    p.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the tables as markdown (model card)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _model_names(paths: list[Path]) -> list[str]:
+    """Column names: file names, prefixed with parent folders where two would clash."""
+    names = [p.name for p in paths]
+    depth = 1
+    while len(set(names)) < len(names) and depth < 4:
+        depth += 1
+        names = ["/".join(p.resolve().parts[-depth:]) for p in paths]
+    return [n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names)]
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .. import evaluate as ev
+    from ..cli import CLIError
+    from ..colorize import GrayColorizer, LutColorizer, default_batch_size, load_colorizer, resolve_device
+    from ..temporal import make_smoother
+
+    console = Console(stderr=True)
+    out = Console()
+    if args.stride < 1:
+        raise CLIError(f"--stride must be >= 1, got {args.stride}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise CLIError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.max_side < 0:
+        raise CLIError(f"--max-side must be >= 0 (0 = full size), got {args.max_side}")
+    videos = ev.find_videos(args.inputs)  # fail early, before loading anything
+    smoother_factory = None
+    if args.temporal:
+        make_smoother(args.temporal)  # validates the name
+        smoother_factory = lambda: make_smoother(args.temporal)  # noqa: E731
+
+    device = resolve_device(args.device)
+    colorizers: dict = {}
+    weights = [Path(w) for w in args.weights] or [None]
+    names = _model_names([w for w in weights if w is not None]) if args.weights else ["default"]
+    for name, w in zip(names, weights):
+        col = load_colorizer(w, device=str(device))
+        col.name = name
+        colorizers[name] = col
+    colorizers["gray"] = GrayColorizer()
+
+    notes: list[str] = []
+    if args.lut:
+        colorizers["lut"] = LutColorizer.load(args.lut)
+        notes.append(f"lut baseline: loaded from {args.lut}")
+    elif args.fit_lut:
+        with console.status("fitting the lookup-table baseline..."):
+            colorizers["lut"] = ev.fit_lut(args.fit_lut)
+        notes.append(f"lut baseline: fitted on {', '.join(args.fit_lut)}")
+    else:
+        notes.append("lut baseline skipped: pass --lut runs/<name>/lut.npy or --fit-lut COLOR_VIDEOS_OR_DIR")
+        console.print("[yellow]note:[/] the lut baseline was skipped (no --lut or --fit-lut given)")
+    if args.temporal:
+        notes.append(f"temporal smoother: {args.temporal} (on every colorizer)")
+
+    batch = args.batch_size or default_batch_size(device)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=args.quiet,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("evaluating", total=None)
+
+        def progress(clip: str, done: int, total: int | None) -> None:
+            bar.update(task, description=clip, completed=done, total=total)
+
+        report = ev.evaluate_paths(
+            videos,
+            colorizers,
+            max_frames=args.max_frames,
+            stride=args.stride,
+            max_side=args.max_side or None,
+            batch_size=batch,
+            smoother_factory=smoother_factory,
+            progress=progress,
+        )
+    report["notes"] = notes
+    report["settings"] = {
+        "stride": args.stride,
+        "max_side": args.max_side,
+        "max_frames": args.max_frames,
+        "temporal": args.temporal,
+        "device": str(device),
+        "weights": [str(w) for w in args.weights],
+    }
+
+    def show(title: str, result) -> None:
+        t = Table(title=title, title_justify="left")
+        for i, h in enumerate(ev.TABLE_HEADER):
+            t.add_column(h, justify="left" if i == 0 else "right")
+        rows = ev.table_rows(result)
+        for row in rows[:-1]:
+            t.add_row(*row)
+        t.add_row(*rows[-1], style="dim")
+        out.print(t)
+
+    for c in report["clips"]:
+        w, h = c["size"]
+        show(f"{Path(c['path']).name}: {c['frames']} frames at {w}x{h}, stride {c['stride']}", c)
+    ov = report["overall"]
+    show(f"Overall: {len(report['clips'])} clips, {ov['frames']} frames, {ov['seconds']:.0f} s", ov)
+    for n in notes:
+        out.print(f"[dim]{n}[/]")
+
+    if args.json:
+        args.json.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+        out.print(f"wrote {args.json}")
+    if args.markdown:
+        args.markdown.write_text(ev.to_markdown(report, notes))
+        out.print(f"wrote {args.markdown}")
+    return 0
