@@ -1,0 +1,106 @@
+"""``animecolor episode IN OUT``: colorize a whole video file, keeping its audio and subtitles."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers) -> None:
+    from ..temporal import SMOOTHERS
+    from ..pipeline import ENCODERS, default_temporal
+
+    p = subparsers.add_parser(
+        "episode",
+        help="colorize a black-and-white video file",
+        description="Colorize a black-and-white video (any container FFmpeg reads, animated GIF too). "
+        "The output keeps the source's brightness, timestamps, audio and subtitle streams.",
+    )
+    p.add_argument("input", type=Path, help="black-and-white video file")
+    p.add_argument("output", type=Path, help="colorized video file to write (.mp4, .mkv, .mov, ...)")
+    p.add_argument("--weights", type=Path, default=None, help="model checkpoint (default: weights/default.safetensors)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default: 32 on CUDA, 8 on CPU)")
+    p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=default_temporal(), help="temporal chroma smoother")
+    p.add_argument("--codec", default="libx264", help="video encoder: libx264 (default), libx265, libsvtav1, ...")
+    p.add_argument("--crf", type=int, default=18, help="constant rate factor (lower = better, default 18)")
+    p.add_argument("--preset", default=None, help="encoder preset (default: medium for x264/x265, 8 for SVT-AV1)")
+    p.add_argument("--encoder", choices=ENCODERS, default="pyav", help="encode in-process (pyav) or pipe to the ffmpeg program")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages (errors still go to stderr)")
+    p.set_defaults(func=run)
+
+
+def _weights_line(weights: Path | None) -> str:
+    from ..colorize import DEFAULT_WEIGHTS
+    from ..model import read_metadata
+
+    path = weights or DEFAULT_WEIGHTS
+    try:
+        info = read_metadata(path)["info"]
+    except Exception:
+        info = {}
+    what = "shipped default weights" if weights is None else "weights"
+    extra = f" ({info['note']})" if isinstance(info, dict) and info.get("note") else ""
+    return f"animecolor: using {what} {path}{extra}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ..colorize import load_colorizer
+    from ..pipeline import colorize_video
+
+    err = Console(stderr=True, highlight=False)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError("--batch-size must be >= 1")
+    colorizer = load_colorizer(args.weights, None if args.device == "auto" else args.device)
+    if not args.quiet:
+        err.print(_weights_line(args.weights) + f" on {colorizer.device}", markup=False)
+
+    def warn(msg: str) -> None:
+        if not args.quiet:
+            err.print(f"animecolor: warning: {msg}", markup=False)
+
+    kwargs = dict(
+        model=colorizer,
+        batch_size=args.batch_size,
+        temporal=args.temporal,
+        codec=args.codec,
+        crf=args.crf,
+        preset=args.preset,
+        encoder=args.encoder,
+        overwrite=args.overwrite,
+        on_warning=warn,
+    )
+    if args.quiet or not sys.stderr.isatty():
+        result = colorize_video(args.input, args.output, **kwargs)
+    else:
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]:.1f} fps"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        ]
+        with Progress(*columns, console=err, transient=False) as bar:
+            task = bar.add_task("colorizing", total=None, fps=0.0)
+
+            def progress(done: int, total: int | None) -> None:
+                elapsed = bar.tasks[0].elapsed or 0.0
+                bar.update(task, completed=done, total=max(total, done) if total else None, fps=done / elapsed if elapsed else 0.0)
+
+            result = colorize_video(args.input, args.output, progress=progress, **kwargs)
+    if not args.quiet:
+        err.print(
+            f"animecolor: wrote {result.output} ({result.frames} frames, {result.fps:.1f} fps"
+            + (f", {result.bad_packets} corrupt packets skipped" if result.bad_packets else "")
+            + ")",
+            markup=False,
+        )
+    return 0
