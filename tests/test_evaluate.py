@@ -172,6 +172,12 @@ def test_cli_evaluate_without_lut_says_so(clip, tiny_random_model, capsys):
     assert "lut baseline skipped" in cap.out and "lut" in cap.err
 
 
+def test_cli_baselines_only(clip, capsys):
+    assert main(["evaluate", str(clip), "--baselines-only", "--fit-lut", str(clip), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "lut" in out and "gray" in out and "default" not in out
+
+
 def test_cli_evaluate_bad_input(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "missing.mp4")]) == 1
     assert "animecolor: error:" in capsys.readouterr().err

@@ -24,6 +24,9 @@ def register(subparsers) -> None:
         metavar="PATH",
         help="model checkpoint (.safetensors); repeat to compare several (default: the shipped weights)",
     )
+    p.add_argument(
+        "--baselines-only", action="store_true", help="score only the gray and lut baselines (no model)"
+    )
     lut = p.add_mutually_exclusive_group()
     lut.add_argument("--lut", metavar="PATH.npy", help="lookup-table baseline saved by training (runs/<name>/lut.npy)")
     lut.add_argument(
@@ -96,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     colorizers: dict = {}
-    weights = [Path(w) for w in args.weights] or [None]
+    if args.baselines_only and args.weights:
+        raise CLIError("--baselines-only and --weights exclude each other")
+    weights = [] if args.baselines_only else ([Path(w) for w in args.weights] or [None])
     names = _model_names([w for w in weights if w is not None]) if args.weights else ["default"]
     for name, w in zip(names, weights):
         col = load_colorizer(w, device=str(device))
