@@ -52,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from ..colorize import load_colorizer
-    from ..pipeline import colorize_video
+    from ..pipeline import _check_paths, colorize_video
 
     err = Console(stderr=True, highlight=False)
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
+    _check_paths(args.input, args.output, args.overwrite)  # path mistakes first: cheaper than loading weights
     colorizer = load_colorizer(args.weights, None if args.device == "auto" else args.device)
     if not args.quiet:
         err.print(_weights_line(args.weights) + f" on {colorizer.device}", markup=False)
