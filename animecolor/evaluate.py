@@ -368,7 +368,7 @@ def evaluate_paths(
 
 # --------------------------------------------------------------------------- tables
 
-TABLE_HEADER = ("colorizer", "CIEDE2000 ↓", "PSNR dB ↑", "SSIM ↑", "colorfulness (÷GT)", "CDC ↓", "ms/frame")
+TABLE_HEADER = ("colorizer", "ΔE00 ↓", "PSNR ↑", "SSIM ↑", "colorful (÷orig)", "CDC ↓", "ms/frame")
 
 
 def _fmt(v: float, spec: str) -> str:
@@ -392,7 +392,7 @@ def table_rows(result: Mapping) -> list[tuple[str, ...]]:
             )
         )
     gt = result["ground_truth"]
-    rows.append(("ground truth", "0", "∞", "1", f"{_fmt(gt['colorfulness'], '.1f')} (1.00)", _fmt(gt["cdc"], ".4f"), ""))
+    rows.append(("original", "0", "∞", "1", f"{_fmt(gt['colorfulness'], '.1f')} (1.00)", _fmt(gt["cdc"], ".4f"), ""))
     return rows
 
 
@@ -413,7 +413,7 @@ def to_markdown(report: Mapping, notes: Sequence[str] = ()) -> str:
     if notes:
         out += [f"- {n}" for n in notes] + [""]
     out += [
-        "CIEDE2000: mean color difference to the original (lower is better). "
+        "ΔE00: mean CIEDE2000 color difference to the original (lower is better); PSNR in dB. "
         "Colorfulness: Hasler & Süsstrunk 2003, ratio to the original in brackets. "
         "CDC: color distribution consistency (Liu et al. 2021), mean base-2 Jensen-Shannon "
         "divergence of RGB histograms between frames 1, 2 and 4 evaluated frames apart (lower is steadier; "

@@ -28,9 +28,10 @@ from __future__ import annotations
 from collections import deque
 from typing import Iterable, Sequence
 
+import cv2
 import numpy as np
 from skimage.color import deltaE_ciede2000
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import peak_signal_noise_ratio
 
 from .color import rgb_to_lab
 
@@ -77,10 +78,35 @@ def psnr(rgb_pred: np.ndarray, rgb_true: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(rgb_true, rgb_pred, data_range=255))
 
 
-def ssim(rgb_pred: np.ndarray, rgb_true: np.ndarray) -> float:
-    """Mean structural similarity over RGB channels (7x7 window, ``data_range=255``)."""
+def ssim(rgb_pred: np.ndarray, rgb_true: np.ndarray, win_size: int = 7) -> float:
+    """Mean structural similarity over RGB channels (``data_range=255``).
+
+    Same definition and value as ``skimage.metrics.structural_similarity(...,
+    channel_axis=-1, data_range=255)`` (7x7 uniform window, sample covariance,
+    border of ``win_size // 2`` excluded), computed with OpenCV box filters,
+    ~3x faster.
+    """
     _check_pair(rgb_pred, rgb_true)
-    return float(structural_similarity(rgb_true, rgb_pred, channel_axis=-1, data_range=255))
+    h, w = rgb_true.shape[:2]
+    if min(h, w) < win_size or win_size < 3 or win_size % 2 == 0:
+        raise ValueError(f"SSIM needs an odd window >= 3 that fits the {w}x{h} frame, got {win_size}")
+    x = rgb_pred.astype(np.float64)
+    y = rgb_true.astype(np.float64)
+
+    def box(z: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(z, -1, (win_size, win_size), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+    ux, uy = box(x), box(y)
+    uxx, uyy, uxy = box(x * x), box(y * y), box(x * y)
+    n = win_size * win_size
+    cov_norm = n / (n - 1.0)
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    p = (win_size - 1) // 2
+    return float(s[p:-p, p:-p].mean())
 
 
 def colorfulness(rgb: np.ndarray) -> float:

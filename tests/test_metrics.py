@@ -63,6 +63,18 @@ def test_psnr_ssim_sane():
     )
 
 
+def test_ssim_matches_skimage():
+    from skimage.metrics import structural_similarity
+
+    a = _rand_rgb(3, (40, 50, 3))
+    b = np.clip(a.astype(int) + np.random.default_rng(4).integers(-60, 61, a.shape), 0, 255).astype(np.uint8)
+    for x, y in ((a, b), (b // 2, a), (a[:9, :7], b[:9, :7])):
+        ref = structural_similarity(y, x, channel_axis=-1, data_range=255)
+        assert metrics.ssim(x, y) == pytest.approx(ref, abs=1e-9)
+    with pytest.raises(ValueError, match="window"):
+        metrics.ssim(a[:5, :6], b[:5, :6])
+
+
 def test_colorfulness():
     gray = np.repeat(_rand_rgb()[..., :1], 3, axis=2)
     assert metrics.colorfulness(gray) == pytest.approx(0.0, abs=1e-9)
