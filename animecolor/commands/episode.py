@@ -60,11 +60,11 @@ def run(args: argparse.Namespace) -> int:
     _check_paths(args.input, args.output, args.overwrite)  # path mistakes first: cheaper than loading weights
     colorizer = load_colorizer(args.weights, None if args.device == "auto" else args.device)
     if not args.quiet:
-        err.print(_weights_line(args.weights) + f" on {colorizer.device}", markup=False)
+        err.print(_weights_line(args.weights) + f" on {colorizer.device}", markup=False, soft_wrap=True)
 
     def warn(msg: str) -> None:
         if not args.quiet:
-            err.print(f"animecolor: warning: {msg}", markup=False)
+            err.print(f"animecolor: warning: {msg}", markup=False, soft_wrap=True)
 
     kwargs = dict(
         model=colorizer,
@@ -103,5 +103,6 @@ def run(args: argparse.Namespace) -> int:
             + (f", {result.bad_packets} corrupt packets skipped" if result.bad_packets else "")
             + ")",
             markup=False,
+            soft_wrap=True,
         )
     return 0
