@@ -50,11 +50,9 @@ __all__ = [
 # --------------------------------------------------------------------------- motion tools
 
 def _dis(finest_scale: int) -> cv2.DISOpticalFlow:
-    """DIS tuned for the small frames smoothers see (~128x72): full-resolution patches."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    """DIS ULTRAFAST (8 px patches, stride 4, no variational refinement) down to ``finest_scale``."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
     dis.setFinestScale(finest_scale)
-    dis.setPatchSize(8)
-    dis.setPatchStride(4)
     return dis
 
 
@@ -65,14 +63,15 @@ def dis_flow(src: np.ndarray, dst: np.ndarray, finest_scale: int | None = None) 
     """Dense flow ``(h, w, 2)`` float32 such that ``src(x) ~ dst(x + flow(x))``.
 
     ``src``/``dst``: uint8 gray ``(h, w)``.  Use it with :func:`warp` to pull
-    ``dst``-aligned data into ``src``'s frame.  ``finest_scale`` defaults to 0 for
-    frames up to 256 px wide (full-resolution patches) and 1 or 2 above.
+    ``dst``-aligned data into ``src``'s frame.  ``finest_scale`` (the pyramid level
+    where DIS stops, 0 = full resolution) defaults to 1 for frames up to 256 px
+    wide (the a/b size: ~1.3 ms per 128x72 pair on a busy CPU core; level 0
+    costs 4x more for a 25 % lower luma warp error) and 2 above.
     """
     if src.shape != dst.shape or src.dtype != np.uint8 or dst.dtype != np.uint8:
         raise ValueError(f"dis_flow needs two uint8 frames of one size, got {src.dtype}{src.shape} {dst.dtype}{dst.shape}")
     if finest_scale is None:
-        w = src.shape[1]
-        finest_scale = 0 if w <= 256 else 1 if w <= 640 else 2
+        finest_scale = 1 if src.shape[1] <= 256 else 2
     dis = _DIS_CACHE.get(finest_scale)
     if dis is None:
         dis = _DIS_CACHE[finest_scale] = _dis(finest_scale)
