@@ -48,13 +48,16 @@ def make_clip(
     gray: bool = True,
     chroma_noise: int = 0,
     pix_fmt: str | None = None,
+    rotation: int = 0,
+    sar: Fraction | None = None,
 ) -> Path:
     """Write a synthetic clip and return its path.
 
     vfr: irregular frame durations (time base 1/1000).  chroma_noise: +-noise
     added to U/V around 128 (B&W stored as yuv420p with residual chroma).
     audio_tracks: 1 s-ish sine tracks (AAC, then MP2) covering the video.
-    subtitle: one SubRip track (only in .mkv).
+    subtitle: one SubRip track (only in .mkv).  rotation: display rotation
+    (degrees, counter-clockwise) in the container; sar: sample aspect ratio.
     """
     path = Path(path)
     rng = np.random.default_rng(0)
@@ -66,6 +69,10 @@ def make_clip(
     vs.pix_fmt = pix_fmt or ("yuv420p" if codec not in ("mjpeg",) else "yuvj420p")
     if codec == "libx264":
         vs.options = {"preset": "ultrafast", "crf": "10"}
+    if rotation:
+        vs.set_display_rotation(rotation)
+    if sar is not None:
+        vs.codec_context.sample_aspect_ratio = sar
     tb = Fraction(1, 1000) if vfr else Fraction(1, fps)
     vs.codec_context.time_base = tb
     if vfr:

@@ -69,6 +69,18 @@ def test_variable_frame_rate_timestamps_preserved(clip, tmp_path):
     assert td == pytest.approx(ts, abs=1e-3)
 
 
+def test_rotation_and_sample_aspect_ratio_kept(clip, tmp_path):
+    from fractions import Fraction
+
+    src = clip("rot.mp4", n=4, rotation=90, sar=Fraction(4, 3))
+    dst = tmp_path / "rot_out.mp4"
+    colorize_video(src, dst, ConstColorizer())
+    with av.open(str(src)) as a, av.open(str(dst)) as b:
+        fa, fb = next(a.decode(video=0)), next(b.decode(video=0))
+        assert fa.rotation == 90 and fb.rotation == 90
+        assert b.streams.video[0].sample_aspect_ratio == Fraction(4, 3)
+
+
 def test_odd_size_gif_becomes_444(clip, tmp_path):
     src = clip("in.gif", n=6, w=63, h=47)
     dst = tmp_path / "gif.mp4"

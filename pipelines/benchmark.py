@@ -1,0 +1,200 @@
+"""Throughput of the episode pipeline vs its parts, on the same clip (not a test).
+
+For each size it reports, in one run:
+
+* transcode: plain PyAV decode + encode (same codec settings, no model), fps;
+* model: the colorizer alone on pre-resized gray batches, fps;
+* end-to-end: ``animecolor episode`` (``colorize_video``) fps, run in a child
+  process so its peak RSS is its own;
+
+and the ratio ``end-to-end / min(model, transcode)`` (goal >= 0.8: decode,
+inference and encode overlap instead of adding up).  Writes a markdown table::
+
+    python pipelines/benchmark.py --frames 96 --out runs/benchmark.md
+
+The source clip is the first frames of a real cartoon clip made gray and
+scaled to each size.  Speed does not depend on the weights' values, so a
+randomly initialised model of the real architecture is used when no trained
+checkpoint exists (the table says which).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SOURCE = Path("/work/shared/data/general/bbb_480p_30s.mp4")
+
+
+def make_source(src: Path, dst: Path, width: int, height: int, frames: int) -> Path:
+    """Gray ``width x height`` H.264 clip of the first ``frames`` frames of ``src`` (near-lossless)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        vs = out.add_stream("libx264", rate=vin.average_rate or 24)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.options = {"crf": "12", "preset": "veryfast"}
+        n = 0
+        for f in inp.decode(vin):
+            g = f.reformat(width=width, height=height, format="yuv420p")
+            for p in g.planes[1:]:
+                np.frombuffer(memoryview(p), np.uint8)[:] = 128
+            g.pts = n
+            for pk in vs.encode(g):
+                out.mux(pk)
+            n += 1
+            if n >= frames:
+                break
+        for pk in vs.encode(None):
+            out.mux(pk)
+    return dst
+
+
+def transcode_fps(src: Path, dst: Path, crf: int, preset: str) -> float:
+    """Decode + encode with PyAV, nothing else (the I/O ceiling)."""
+    t0 = time.perf_counter()
+    n = 0
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        vs = out.add_stream("libx264", rate=vin.average_rate)
+        vs.width, vs.height, vs.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+        vs.thread_type = "AUTO"
+        vs.options = {"crf": str(crf), "preset": preset}
+        for f in inp.decode(vin):
+            f.pict_type = 0
+            for pk in vs.encode(f):
+                out.mux(pk)
+            n += 1
+        for pk in vs.encode(None):
+            out.mux(pk)
+    return n / (time.perf_counter() - t0)
+
+
+def model_fps(colorizer, src: Path, batch: int) -> float:
+    """The colorizer alone on gray frames already at its working size."""
+    from animecolor import frames as F
+    from animecolor.io import luma_plane
+
+    with av.open(str(src)) as inp:
+        ys = [luma_plane(f)[0] for f in inp.decode(video=0)]
+    size = colorizer.working_size(ys[0].shape[1], ys[0].shape[0])
+    grays = np.stack([F.model_input(y, size) for y in ys])
+    colorizer(grays[:batch])  # warm-up
+    t0 = time.perf_counter()
+    for i in range(0, len(grays), batch):
+        colorizer(grays[i : i + batch])
+    return len(grays) / (time.perf_counter() - t0)
+
+
+def load(weights: str | None, device: str):
+    from animecolor.colorize import ModelColorizer, load_colorizer
+
+    if weights:
+        return load_colorizer(weights, device), weights
+    for cand in (ROOT / "weights/default.safetensors", ROOT / "runs/default/last.safetensors"):
+        if cand.is_file():
+            return load_colorizer(cand, device), str(cand.relative_to(ROOT))
+    import torch
+
+    from animecolor.model import ModelConfig, ResidualColorizer
+
+    torch.manual_seed(0)
+    return ModelColorizer(ResidualColorizer(ModelConfig()), device), "random init, default architecture"
+
+
+def child_e2e(args) -> None:
+    """Run in a child process: one end-to-end episode, print fps and peak RSS as JSON."""
+    import torch
+
+    from animecolor.pipeline import colorize_video
+
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    col, _ = load(args.weights, args.device)
+    res = colorize_video(args.src, args.dst, col, overwrite=True, crf=args.crf, preset=args.preset, batch_size=args.batch)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    print(json.dumps({"fps": res.fps, "rss_mib": rss, "frames": res.frames}))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
+    ap.add_argument("--frames", type=int, default=96)
+    ap.add_argument("--sizes", default="640x480,1280x720")
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--crf", type=int, default=18)
+    ap.add_argument("--preset", default="medium")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None, help="also write the table here")
+    ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--src", help=argparse.SUPPRESS)
+    ap.add_argument("--dst", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._child:
+        child_e2e(args)
+        return 0
+
+    import torch
+
+    from animecolor.colorize import default_batch_size
+
+    col, wname = load(args.weights, args.device)
+    batch = args.batch or default_batch_size(col.device)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for size in args.sizes.split(","):
+            w, h = map(int, size.split("x"))
+            src = make_source(args.source, tmp / f"src_{w}x{h}.mp4", w, h, args.frames)
+            t_fps = transcode_fps(src, tmp / "transcode.mp4", args.crf, args.preset)
+            m_fps = model_fps(col, src, batch)
+            cmd = [sys.executable, __file__, "--_child", "--src", str(src), "--dst", str(tmp / "e2e.mp4"),
+                   "--device", args.device, "--batch", str(batch), "--crf", str(args.crf), "--preset", args.preset,
+                   "--threads", str(args.threads)]
+            if args.weights:
+                cmd += ["--weights", args.weights]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            e2e = json.loads(out.strip().splitlines()[-1])
+            ratio = e2e["fps"] / min(t_fps, m_fps)
+            rows.append((f"{w}x{h}", t_fps, m_fps, e2e["fps"], ratio, e2e["rss_mib"]))
+            print(f"{w}x{h}: transcode {t_fps:.1f} fps, model {m_fps:.1f} fps, end-to-end {e2e['fps']:.1f} fps "
+                  f"({ratio:.2f}x of min), peak RSS {e2e['rss_mib']:.0f} MiB", file=sys.stderr)
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    dev = str(col.device)
+    if col.device.type == "cuda":
+        dev += f" ({torch.cuda.get_device_name(col.device)})"
+    lines = [
+        f"Machine: {cpu}, {os.cpu_count()} CPU threads, device {dev}, torch {torch.__version__}; "
+        f"weights: {wname}; {args.frames} frames per clip, libx264 crf {args.crf} preset {args.preset}, batch {batch}.",
+        "",
+        "| size | PyAV transcode fps | model-only fps | end-to-end fps | e2e / min(model, transcode) | peak RSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {s} | {t:.1f} | {m:.1f} | {e:.1f} | {r:.2f} | {rss:.0f} |" for s, t, m, e, r, rss in rows]
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
