@@ -4,7 +4,8 @@ Conventions (all NumPy, channels last):
 
 * ``rgb`` uint8 ``(..., H, W, 3)`` in [0, 255] or float32 in [0, 1] (sRGB, D65).
 * ``L`` float32 in [0, 100]; ``ab`` float32 ``(..., H, W, 2)`` roughly in [-110, 110]
-  (CIE Lab as computed by OpenCV, which matches skimage to ~0.01).
+  (CIE Lab as computed by OpenCV; it differs from skimage's by ~0.1 CIEDE2000 on
+  average, up to ~0.4 in a/b, because OpenCV tabulates the sRGB gamma).
 * ``gray`` uint8 full range [0, 255]: the brightness of a B&W frame, read as sRGB
   gray (R = G = B).  ``gray_to_L`` is exact for such pixels.
 * ``y`` uint8 video luma plane, limited ("TV") range 16..235 unless ``full_range``.

@@ -150,13 +150,15 @@ class LutColorizer:
     @classmethod
     def fit(cls, rgb_frames, name: str = "lut") -> "LutColorizer":
         """Fit on an iterable of uint8 RGB frames ``(H, W, 3)``."""
-        from .color import L_to_gray, rgb_to_lab
+        from .color import rgb_to_lab, y_to_gray
+        from .frames import rgb_to_y
 
         sums = np.zeros((256, 2), np.float64)
         counts = np.zeros(256, np.float64)
         for rgb in rgb_frames:
             lab = rgb_to_lab(rgb)
-            g = L_to_gray(lab[..., 0]).reshape(-1)
+            # brightness as a B&W video carries it (video luma), exactly what inference sees
+            g = y_to_gray(rgb_to_y(rgb)).reshape(-1)
             counts += np.bincount(g, minlength=256)
             sums[:, 0] += np.bincount(g, weights=lab[..., 1].reshape(-1), minlength=256)
             sums[:, 1] += np.bincount(g, weights=lab[..., 2].reshape(-1), minlength=256)
