@@ -199,6 +199,8 @@ class SceneSampler:
         """Process the next frame of the source."""
         self.frames_in += 1
         p = self.p
+        box = content_box(fr.analysis, p.dark_level, p.border_inset)
+        has_picture = (box[2] - box[0]) * (box[3] - box[1]) >= 0.3
         if fr.new_scene:
             cut = True
         else:
@@ -206,7 +208,10 @@ class SceneSampler:
                 self._detector = ContentDetector(
                     threshold=p.cut_threshold, min_scene_len=p.min_scene_frames, filter_mode=FlashFilter.Mode.SUPPRESS
                 )
-            bgr = cv2.cvtColor(fr.analysis, cv2.COLOR_RGB2BGR)
+            # Judge cuts on the picture area only: borders would dilute the change score.
+            h, w = fr.analysis.shape[:2]
+            pic = cv2.resize(_crop(fr.analysis, box), (w, h), interpolation=cv2.INTER_AREA) if has_picture else fr.analysis
+            bgr = cv2.cvtColor(pic, cv2.COLOR_RGB2BGR)
             cuts = self._detector.process_frame(FrameTimecode(fr.index, fps=fr.fps), bgr)
             cut = bool(cuts) or self._scene is None
         if cut:
@@ -215,8 +220,7 @@ class SceneSampler:
         sc = self._scene
         assert sc is not None
 
-        box = content_box(fr.analysis, p.dark_level, p.border_inset)
-        if (box[2] - box[0]) * (box[3] - box[1]) < 0.3:
+        if not has_picture:
             self.drops["blank"] += 1
             return
         pic = _crop(fr.analysis, box)
