@@ -13,6 +13,7 @@ from animecolor import preview as P
 from animecolor.cli import main
 from animecolor.colorize import working_size
 from animecolor.preview import parse_time, pick_times, preview_frames, render_sheet, sheet_layout
+from animecolor.temporal import TemporalSmoother
 
 W, H, FPS = 128, 96, 25
 BITS = 8  # frame number drawn as 8 black/white 16x16 blocks along the top
@@ -314,3 +315,37 @@ def test_cli_unreadable_input(tmp_path, tiny_random_model, capsys, name):
     assert rc == 1
     err = one_line_error(capsys)
     assert ("cannot read" in err) or ("not found" in err)
+
+
+class DelayTwo(TemporalSmoother):
+    """Passes chroma through unchanged but holds back two frames (like a look-ahead smoother)."""
+
+    name = "delay2"
+    delay = 2
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.held = []
+        self.seen = 0
+
+    def process(self, gray, ab):
+        self.seen += len(ab)
+        self.held.extend(ab)
+        out, self.held = self.held[: max(0, len(self.held) - 2)], self.held[max(0, len(self.held) - 2) :]
+        return np.array(out, np.float32).reshape((-1,) + ab.shape[1:])
+
+    def flush(self):
+        out, self.held = self.held, []
+        return np.array(out, np.float32)
+
+
+@pytest.mark.parametrize("at, seen", [("#30", 3 + 1 + 2), ("#59", 3 + 1)])
+def test_look_ahead_smoother_gets_the_frame_it_was_asked_for(gray_clip, at, seen):
+    col = ConstAB(varying=True)
+    (plain,) = preview_frames(gray_clip, [at], col, temporal="none")
+    sm = DelayTwo()
+    (delayed,) = preview_frames(gray_clip, [at], col, temporal=sm, context=3)
+    assert sm.seen == seen  # the look-ahead frames were decoded after the target (none past the end)
+    assert np.array_equal(delayed.colorized, plain.colorized)
