@@ -49,32 +49,39 @@ __all__ = [
 
 # --------------------------------------------------------------------------- motion tools
 
-def _dis(finest_scale: int) -> cv2.DISOpticalFlow:
-    """DIS ULTRAFAST (8 px patches, stride 4, no variational refinement) down to ``finest_scale``."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+def _dis(finest_scale: int, preset: int) -> cv2.DISOpticalFlow:
+    dis = cv2.DISOpticalFlow_create(preset)
     dis.setFinestScale(finest_scale)
     return dis
 
 
-_DIS_CACHE: dict[int, cv2.DISOpticalFlow] = {}
+_DIS_CACHE: dict[tuple[int, int], cv2.DISOpticalFlow] = {}
 
 
-def dis_flow(src: np.ndarray, dst: np.ndarray, finest_scale: int | None = None) -> np.ndarray:
+def dis_flow(
+    src: np.ndarray,
+    dst: np.ndarray,
+    finest_scale: int | None = None,
+    preset: int = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+) -> np.ndarray:
     """Dense flow ``(h, w, 2)`` float32 such that ``src(x) ~ dst(x + flow(x))``.
 
     ``src``/``dst``: uint8 gray ``(h, w)``.  Use it with :func:`warp` to pull
     ``dst``-aligned data into ``src``'s frame.  ``finest_scale`` (the pyramid level
     where DIS stops, 0 = full resolution) defaults to 1 for frames up to 256 px
     wide (the a/b size: ~1.3 ms per 128x72 pair on a busy CPU core; level 0
-    costs 4x more for a 25 % lower luma warp error) and 2 above.
+    costs 4x more for a 25 % lower luma warp error) and 2 above.  ``preset``: a
+    ``cv2.DISOPTICAL_FLOW_PRESET_*`` (ULTRAFAST: 8 px patches, stride 4, no
+    variational refinement; evaluation uses MEDIUM).
     """
     if src.shape != dst.shape or src.dtype != np.uint8 or dst.dtype != np.uint8:
         raise ValueError(f"dis_flow needs two uint8 frames of one size, got {src.dtype}{src.shape} {dst.dtype}{dst.shape}")
     if finest_scale is None:
         finest_scale = 1 if src.shape[1] <= 256 else 2
-    dis = _DIS_CACHE.get(finest_scale)
+    key = (finest_scale, preset)
+    dis = _DIS_CACHE.get(key)
     if dis is None:
-        dis = _DIS_CACHE[finest_scale] = _dis(finest_scale)
+        dis = _DIS_CACHE[key] = _dis(finest_scale, preset)
     return dis.calc(np.ascontiguousarray(src), np.ascontiguousarray(dst), None)
 
 
@@ -264,6 +271,7 @@ class FlowSmoother(TemporalSmoother):
         sigma: float = 6.0,
         lookahead: int = 0,
         beta: float = 0.7,
+        grad_tol: float = 0.5,
         detect_cuts: bool = True,
     ):
         if not 0.0 < alpha <= 1.0:
@@ -277,6 +285,7 @@ class FlowSmoother(TemporalSmoother):
         self.lookahead = lookahead
         self.delay = lookahead
         self.beta = beta
+        self.grad_tol = grad_tol
         self.detect_cuts = detect_cuts
         self.cuts = 0  # scene cuts seen (for logging / tests)
         self.reset()
@@ -287,9 +296,15 @@ class FlowSmoother(TemporalSmoother):
         self._prev_out: np.ndarray | None = None  # output of the frame before the first pending one
 
     # ------------------------------------------------------------------ helpers
-    def _confidence(self, err: np.ndarray) -> np.ndarray:
+    def _confidence(self, err: np.ndarray, gray: np.ndarray) -> np.ndarray:
         err = cv2.dilate(err, np.ones((3, 3), np.uint8))
-        return np.exp(-np.square(err * (1.0 / self.sigma)))
+        tol = np.float32(self.sigma)
+        if self.grad_tol > 0:
+            g = gray.astype(np.float32)
+            gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) * 0.125
+            gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) * 0.125
+            tol = tol + self.grad_tol * np.sqrt(gx * gx + gy * gy)
+        return np.exp(-np.square(err / tol))
 
     def _push(self, gray: np.ndarray, ab: np.ndarray) -> None:
         prev = self._last_gray
@@ -312,7 +327,7 @@ class FlowSmoother(TemporalSmoother):
         den = np.ones(cur.ab.shape[:2], np.float32)
         if self._prev_out is not None and not cur.cut_before and cur.flow_prev is not None:
             rho = (1.0 - self.alpha) / self.alpha
-            w = rho * self._confidence(cur.err_prev)
+            w = rho * self._confidence(cur.err_prev, cur.gray)
             num += w[..., None] * warp(self._prev_out, cur.flow_prev)
             den += w
         for j in range(1, min(self.lookahead, len(self._pending) - 1) + 1):
@@ -321,7 +336,7 @@ class FlowSmoother(TemporalSmoother):
                 break
             flow = dis_flow(cur.gray, fut.gray)
             err = np.abs(cur.gray.astype(np.float32) - warp(fut.gray, flow).astype(np.float32))
-            w = (self.beta**j) * self._confidence(err)
+            w = (self.beta**j) * self._confidence(err, cur.gray)
             num += w[..., None] * warp(fut.ab, flow)
             den += w
         out = num / den[..., None]
