@@ -58,7 +58,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 LABEL_HEIGHT = 28  # px of the caption bar above each row of panels
 GAP = 6  # px between panels and rows
 _BG = 24  # sheet background gray level
-_SHORT_VIDEO_FRAMES = 3000  # contact sheets decode videos up to this length fully (exact cuts)
+_SHORT_VIDEO_FRAMES = 1000  # contact sheets may decode videos up to this length fully (exact cuts)
 _CUT_THRESHOLD = 30.0  # mean abs difference of 32x18 thumbnails (0-255) that counts as a cut
 
 
@@ -450,9 +450,10 @@ def _scenes_sequential(video: _Video) -> list[tuple[float, float]]:
     return [(a, b) for a, b in scenes]
 
 
-def _scenes_keyframes(video: _Video, n: int) -> list[tuple[float, float]]:
+def _scenes_keyframes(video: _Video, n: int) -> tuple[list[tuple[float, float]], int]:
     """Long videos: look at the keyframes near ``4n`` spread positions (cheap seeks);
-    similar neighbours merge into one scene (encoders put keyframes at cuts)."""
+    similar neighbours merge into one scene (encoders put keyframes at cuts).
+    Returns the scenes and how many distinct keyframes were seen."""
     end = video.duration or 0.0
     k = max(4 * n, 16)
     seen: dict[float, np.ndarray] = {}
@@ -469,7 +470,7 @@ def _scenes_keyframes(video: _Video, n: int) -> list[tuple[float, float]]:
         if not scenes or float(np.mean(np.abs(seen[t] - seen[keys[i - 1]]))) > _CUT_THRESHOLD:
             scenes.append([t, t])
         scenes[-1][1] = keys[i + 1] if i + 1 < len(keys) else max(t, end - 1 / video.fps)
-    return [(a, b) for a, b in scenes]
+    return [(a, b) for a, b in scenes], len(keys)
 
 
 def _spread(scenes: list[tuple[float, float]], n: int) -> list[float]:
@@ -497,8 +498,10 @@ def _spread(scenes: list[tuple[float, float]], n: int) -> list[float]:
 def pick_times(path: str | os.PathLike, n: int) -> list[float]:
     """``n`` times (seconds) spread across a video, one per scene where possible.
 
-    Short videos are decoded fully and cut where consecutive frames differ a lot;
-    long ones only look at keyframes near ``4n`` positions (seeks, not a full decode).
+    First the keyframes near ``4n`` positions are looked at (seeks, not a full
+    decode); when there are fewer than ``n`` distinct ones and the video is short
+    (few keyframes: a web clip), it is decoded fully and cut where consecutive
+    frames differ a lot.
     """
     if n < 1:
         raise ValueError(f"--frames must be >= 1, got {n}")
@@ -506,8 +509,9 @@ def pick_times(path: str | os.PathLike, n: int) -> list[float]:
     if is_still_image(path):
         raise ValueError(f"{path.name} is a still image: drop --at/--frames")
     with _Video(path) as video:
-        short = video.frames is None or video.frames <= _SHORT_VIDEO_FRAMES or not video.duration
-        scenes = _scenes_sequential(video) if short else _scenes_keyframes(video, n)
+        scenes, keys = _scenes_keyframes(video, n) if video.duration else ([], 0)
+        if keys < n and (not video.duration or (video.frames or 0) <= _SHORT_VIDEO_FRAMES):
+            scenes = _scenes_sequential(video)
         if not scenes:
             raise ValueError(f"no decodable video frames in {path}")
         times = _spread(scenes, n)

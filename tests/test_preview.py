@@ -207,14 +207,19 @@ def test_colorized_only_single_frame_is_the_plain_frame(gray_clip):
 
 
 # ---------------------------------------------------------------- contact sheets
-def test_pick_times_one_frame_per_scene(tmp_path):
-    clip = make_clip(tmp_path / "scenes.mp4", n=60, scenes=3)
+@pytest.mark.parametrize("gop", [10, 250])  # keyframe scan | one keyframe: full decode
+def test_pick_times_one_frame_per_scene(tmp_path, gop, monkeypatch):
+    clip = make_clip(tmp_path / "scenes.mp4", n=60, scenes=3, gop=gop)
+    calls = []
+    orig = P._scenes_sequential
+    monkeypatch.setattr(P, "_scenes_sequential", lambda v: calls.append(1) or orig(v))
     times = pick_times(clip, 3)
     assert len(times) == 3
     frames = sorted(round(t * FPS) for t in times)
     assert [f // 20 for f in frames] == [0, 1, 2]
     more = sorted(round(t * FPS) // 20 for t in pick_times(clip, 5))
     assert set(more) == {0, 1, 2} and len(more) == 5
+    assert bool(calls) == (gop > 60)
 
 
 def test_pick_times_on_one_scene_spreads_evenly(gray_clip):
