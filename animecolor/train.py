@@ -45,6 +45,7 @@ class TrainConfig:
     rebalance_lambda: float = 0.5
     val_every: int = 250
     time_budget_s: float | None = None  # stop (and save) when exceeded
+    patience: int | None = None  # early stop: val a/b MAE not improved for this many validations (None = off)
     seed: int = 0
     num_workers: int = 0
     model: dict = field(default_factory=dict)  # ModelConfig overrides for a fresh model
@@ -173,12 +174,13 @@ def train(
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     last = out / "last.safetensors"
-    start_step, best = 0, math.inf
+    start_step, best, since_best = 0, math.inf, 0
     if resume and last.is_file():
         model = load_model(last).train()
         state = getattr(model, "info", {})
         start_step = int(state.get("step", 0))
         best = float(state.get("best_val", math.inf))
+        since_best = int(state.get("since_best", 0))
     else:
         model = build_model(cfg, init)
     base_info = dict(info or {})
@@ -205,6 +207,8 @@ def train(
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                         num_workers=cfg.num_workers, generator=g)
     val_loader = DataLoader(val_set, batch_size=cfg.batch_size, shuffle=False) if val_set is not None else None
+    if len(loader) == 0:
+        raise ValueError(f"the training set has {len(train_set)} items, fewer than one batch of {cfg.batch_size}")
     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
     def lr_at(step: int) -> float:
@@ -214,7 +218,7 @@ def train(
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog)))
 
     def save(path: Path, step: int, val: dict | None) -> None:
-        meta = {**base_info, "step": step, "best_val": best, "train": json.loads(cfg.to_json())}
+        meta = {**base_info, "step": step, "best_val": best, "since_best": since_best, "train": json.loads(cfg.to_json())}
         if val is not None:
             meta["val"] = val
         save_model(model, path, meta)
@@ -223,7 +227,8 @@ def train(
     step = start_step
     run_loss = None
     history: list[dict] = []
-    stop = False
+    stopped_early = cfg.patience is not None and since_best >= cfg.patience
+    stop = stopped_early
     while step < cfg.steps and not stop:
         for batch in loader:
             for m in frozen:
@@ -249,9 +254,11 @@ def train(
             if step % cfg.val_every == 0 or step >= cfg.steps or over:
                 val = evaluate_batches(model, val_loader, device) if val_loader is not None else None
                 score = val["ab_mae"] if val else -step
+                since_best = 0 if score < best else since_best + 1
                 if score < best:
                     best = score
                     save(out / "best.safetensors", step, val)
+                stopped_early = cfg.patience is not None and since_best >= cfg.patience
                 save(last, step, val)
                 rec = {"step": step, "loss": run_loss, "elapsed": elapsed, "val": val, "best": best}
                 history.append(rec)
@@ -259,10 +266,10 @@ def train(
                     callback({**rec, "event": "val"})
                 with open(out / "history.jsonl", "a") as f:
                     f.write(json.dumps(rec) + "\n")
-            if step >= cfg.steps or over:
+            if step >= cfg.steps or over or stopped_early:
                 stop = True
                 break
-    return {"step": step, "best_val": best, "history": history, "elapsed": time.time() - t0}
+    return {"step": step, "best_val": best, "history": history, "elapsed": time.time() - t0, "stopped_early": stopped_early}
 
 
 def _sample_ab(ds: Dataset, seed: int, n_items: int = 256, per_item: int = 512) -> np.ndarray:
