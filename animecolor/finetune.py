@@ -1,0 +1,236 @@
+"""Per-series fine-tuning in one call: color episodes in, a better checkpoint out.
+
+:func:`finetune` chains the three steps of the documented workflow
+(``docs/finetune.md``)::
+
+    animecolor dataset build EPISODES... -o RUN/dataset
+    animecolor train RUN/dataset -o RUN --init weights/default.safetensors
+    animecolor episode BW.mp4 out.mp4 --weights RUN/best.safetensors
+
+and measures the base model and the result on the same held-out (val) frames,
+so the caller sees whether fine-tuning helped.  ``RUN/best.safetensors`` is
+self-describing: its header records the base model (path + sha256), the
+dataset's ``manifest_checksum``, the steps, and the before/after metrics.
+
+Every stage is resumable: a finished dataset in ``RUN/dataset`` is reused (an
+interrupted build continues), and training continues from ``RUN/last.safetensors``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["finetune", "file_sha256", "base_model_info", "loss_for_head", "check_crop", "evaluate_checkpoint"]
+
+ProgressFn = Callable[[dict], None]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def base_model_info(path: str | os.PathLike) -> dict[str, str]:
+    """Provenance of a starting checkpoint: ``{"path", "sha256"}``."""
+    p = Path(path)
+    return {"path": str(p.resolve()), "sha256": file_sha256(p)}
+
+
+def loss_for_head(head: str, loss: str | None = None, what: str = "the model") -> str:
+    """The training loss for a model head: ``ce`` for the ce head, ``l1`` (or the given l1/l2) for reg."""
+    if loss is None:
+        return "ce" if head == "ce" else "l1"
+    if loss not in ("ce", "l1", "l2"):
+        raise ValueError(f"unknown loss {loss!r}; choose ce, l1 or l2")
+    if (loss == "ce") != (head == "ce"):
+        fits = "ce" if head == "ce" else "l1 or l2"
+        raise ValueError(f"--loss {loss} does not fit the {head!r} head of {what}; use --loss {fits}")
+    return loss
+
+
+def check_crop(crop: int, what: str = "--crop") -> int:
+    """Training crops must be positive multiples of 32 (the backbone's total stride)."""
+    if crop < 32 or crop % 32:
+        raise ValueError(f"{what} must be a multiple of 32 (at least 32), got {crop}")
+    return int(crop)
+
+
+def evaluate_checkpoint(path: str | os.PathLike, val_set, device, batch_size: int = 16) -> dict:
+    """Val a/b MAE and chroma ratio (:func:`animecolor.train.evaluate_batches`) of a checkpoint file."""
+    from torch.utils.data import DataLoader
+
+    from .model import load_model
+    from .train import evaluate_batches
+
+    model = load_model(path, device=device)
+    return evaluate_batches(model, DataLoader(val_set, batch_size=batch_size, shuffle=False), device)
+
+
+def _check_same_run(last: Path, base: dict, checksum: str) -> None:
+    """A resumed run must continue from the same base model and dataset it started with."""
+    from .model import read_metadata
+
+    info = read_metadata(last)["info"]
+    prev = info.get("base_model")
+    if isinstance(prev, dict) and prev.get("sha256") and prev["sha256"] != base["sha256"]:
+        raise ValueError(
+            f"{last} was fine-tuned from another base model ({prev.get('path')}); use the same --base or a new -o"
+        )
+    prev_ds = info.get("dataset_manifest_checksum")
+    if prev_ds and prev_ds != checksum:
+        raise ValueError(f"{last} was trained on another dataset (manifest_checksum {prev_ds[:12]}...); use a new -o")
+
+
+def finetune(
+    inputs: list[str | os.PathLike],
+    run_dir: str | os.PathLike,
+    *,
+    base: str | os.PathLike | None = None,
+    steps: int = 600,
+    batch_size: int = 16,
+    crop: int = 160,
+    lr: float = 3e-4,
+    val_every: int = 100,
+    patience: int | None = 3,
+    time_budget_s: float | None = None,
+    size: int = 256,
+    max_per_scene: int = 8,
+    max_frames: int | None = None,
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    device: str | None = "auto",
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Fine-tune ``base`` (default: the shipped weights) on color episodes of one series.
+
+    Writes ``run_dir/dataset`` (frames), ``run_dir/last.safetensors``,
+    ``run_dir/best.safetensors`` (lowest val a/b MAE) and ``history.jsonl``.
+    ``progress`` receives dicts with ``stage``: ``dataset`` (``build``: a
+    :class:`~animecolor.dataset.BuildEvent`, or ``reused``: True), ``before``
+    and ``after`` (``metrics``), ``train`` (the training loop's progress dicts).
+    Returns ``{"before", "after", "best", "steps", "steps_run", "stopped_early", ...}``;
+    metrics are :func:`animecolor.train.evaluate_batches` dicts (``ab_mae``,
+    ``chroma_ratio``, ``n``) on the val split at the full stored frame size.
+    """
+    from .colorize import DEFAULT_WEIGHTS, resolve_device
+    from .dataset import FrameDataset, build_dataset, read_manifest
+    from .model import WeightsError, load_model, read_metadata, save_model
+    from .train import TrainConfig, train
+
+    t0 = time.perf_counter()
+    emit: ProgressFn = progress or (lambda ev: None)
+    base_path = Path(base) if base else DEFAULT_WEIGHTS
+    if not base_path.is_file():
+        raise WeightsError(f"base model not found: {base_path} (pass --base)")
+    base_meta = read_metadata(base_path)  # a bad file fails here, before any work
+    check_crop(crop)
+    if steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {steps}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    if val_every < 1:
+        raise ValueError(f"--val-every must be at least 1, got {val_every}")
+    if patience is not None and patience < 1:
+        raise ValueError(f"--patience must be at least 1, got {patience}")
+    if crop > size:
+        raise ValueError(f"--crop {crop} is larger than the stored frame --size {size}")
+    loss = loss_for_head(base_meta["config"].head, None, str(base_path))
+    dev = resolve_device(device)
+
+    # (a) frames of the series, split into train/val by scene or episode
+    run = Path(run_dir)
+    ds_dir = run / "dataset"
+    if (ds_dir / "manifest.json").is_file():
+        manifest = read_manifest(ds_dir)
+        built = manifest["frame_layout"]["size"][0]
+        if built != size:
+            raise ValueError(f"{ds_dir} was built with --size {built}; pass --size {built} or use a new -o")
+        emit({"stage": "dataset", "reused": True, "path": str(ds_dir)})
+        reused = True
+    else:
+        build_dataset(
+            inputs, ds_dir, size=size, max_per_scene=max_per_scene, max_frames=max_frames,
+            val_fraction=val_fraction, seed=seed, progress=lambda ev: emit({"stage": "dataset", "build": ev}),
+        )
+        manifest = read_manifest(ds_dir)
+        reused = False
+    checksum = manifest["manifest_checksum"]
+    val_crop = min(manifest["frame_layout"]["size"]) // 32 * 32
+    train_set = FrameDataset(ds_dir, "train", crop, augment=True, seed=seed)
+    val_set = FrameDataset(ds_dir, "val", val_crop, augment=False)
+    if len(val_set) == 0:
+        raise ValueError(
+            f"{ds_dir} has no val frames to measure fine-tuning on; give more episodes or a larger --val-fraction"
+        )
+    if len(train_set) == 0:
+        raise ValueError(f"{ds_dir} has no train frames; give more episodes or a smaller --val-fraction")
+    batch = min(batch_size, len(train_set))
+    dataset = {
+        "path": str(ds_dir), "manifest_checksum": checksum, "train": len(train_set), "val": len(val_set),
+        "sources": len(manifest["sources"]), "reused": reused,
+    }
+
+    base_info = base_model_info(base_path)
+    last = run / "last.safetensors"
+    if last.is_file():
+        _check_same_run(last, base_info, checksum)
+
+    # (b) the base model on the val frames
+    before = evaluate_checkpoint(base_path, val_set, dev, batch)
+    emit({"stage": "before", "metrics": before})
+
+    # (c) fine-tune with early stopping
+    cfg = TrainConfig(
+        loss=loss, steps=steps, batch_size=batch, lr=lr, val_every=val_every, patience=patience,
+        time_budget_s=time_budget_s, seed=seed, warmup=min(TrainConfig.warmup, max(1, steps // 10)),
+    )
+    info = {
+        "command": "finetune",
+        "base_model": base_info,
+        "dataset": str(ds_dir.resolve()),
+        "dataset_manifest_checksum": checksum,
+        "note": f"fine-tuned from {base_path.name} on {len(train_set)} frames of {dataset['sources']} source(s)",
+    }
+    summary = train(
+        cfg, train_set, val_set, run, init=str(base_path), device=dev, info=info,
+        callback=lambda d: emit({"stage": "train", **d}),
+    )
+
+    # (d) the result on the same frames
+    best = run / "best.safetensors"
+    if not best.is_file():  # cannot happen after a completed train(); guards a hand-edited run dir
+        raise RuntimeError(f"training wrote no {best}")
+    after = evaluate_checkpoint(best, val_set, dev, batch)
+    emit({"stage": "after", "metrics": after})
+
+    # (e) make best.safetensors self-describing: provenance + before/after
+    model = load_model(best)
+    best_info = dict(model.info)  # type: ignore[attr-defined]
+    best_steps = int(best_info.get("step", 0))
+    best_info.update(
+        info,
+        steps=best_steps,
+        finetune={"before": before, "after": after, "steps_run": summary["step"], "stopped_early": summary["stopped_early"]},
+    )
+    save_model(model, best, best_info)
+    return {
+        "run_dir": str(run),
+        "best": str(best),
+        "dataset": dataset,
+        "base_model": base_info,
+        "before": before,
+        "after": after,
+        "improved": after["ab_mae"] < before["ab_mae"],
+        "steps": best_steps,
+        "steps_run": summary["step"],
+        "stopped_early": summary["stopped_early"],
+        "batch_size": batch,
+        "elapsed": time.perf_counter() - t0,
+    }

@@ -1,0 +1,201 @@
+"""``animecolor train`` / ``animecolor finetune`` and ``TrainConfig.patience``, on tiny data and a tiny model.
+
+Everything runs a handful of steps on 32-64 px crops with the tiny random
+model (EfficientNet-Lite0 backbone, 8-wide decoder), so the file stays fast.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from animecolor import train as train_mod
+from animecolor.cli import main
+from animecolor.colorize import load_colorizer
+from animecolor.dataset import FrameDataset, build_dataset, read_manifest
+from animecolor.finetune import file_sha256, finetune
+from animecolor.model import read_metadata
+
+W = H = 80
+SCENES = [((230, 150, 60), (210, 30, 30)), ((60, 190, 80), (30, 60, 220)), ((150, 60, 170), (240, 220, 40)),
+          ((90, 170, 220), (250, 120, 160))]
+
+
+def color_frames(per_scene: int = 6) -> list[np.ndarray]:
+    """A tiny color cartoon: four scenes (background + moving disc each), one cut between each."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    frames = []
+    for bg, fg in SCENES:
+        for i in range(per_scene):
+            img = np.empty((H, W, 3), np.uint8)
+            img[...] = bg
+            img -= (yy * 50 // H).astype(np.uint8)[..., None] // 2  # luma gradient: texture
+            d = np.hypot(xx - (12 + 11 * i), yy - H // 2)
+            img[d < 12] = fg
+            img[np.abs(d - 12) < 1.2] = (15, 15, 15)
+            frames.append(img)
+    return frames
+
+
+def write_color_clip(path: Path, frames: list[np.ndarray], fps: int = 12) -> Path:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=fps)
+        s.width, s.height, s.pix_fmt = W, H, "bgr0"
+        for f in frames:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: tiny tensors on a busy 2-core machine run ~4x faster than with 2 spinning threads."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def color_clip(tmp_path_factory) -> Path:
+    return write_color_clip(tmp_path_factory.mktemp("color") / "series_ep1.mkv", color_frames())
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(color_clip, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ds") / "set"
+    build_dataset([color_clip], out, size=64, val_fraction=0.3, seed=0)
+    return out
+
+
+def _train_args(ds: Path, run: Path, init: Path, *extra: str) -> list[str]:
+    return ["train", str(ds), "-o", str(run), "--init", str(init), "--batch-size", "2", "--crop", "32",
+            "--val-every", "2", "--device", "cpu", "-q", *extra]
+
+
+def test_dataset_fixture_has_both_splits(tiny_dataset):
+    m = read_manifest(tiny_dataset)
+    assert m["splits"]["train"] >= 2 and m["splits"]["val"] >= 1
+
+
+def test_train_cli_writes_checkpoints_and_resumes(tiny_dataset, tiny_random_model, tmp_path):
+    run = tmp_path / "run"
+    assert main(_train_args(tiny_dataset, run, tiny_random_model, "--steps", "3")) == 0
+    last, best = run / "last.safetensors", run / "best.safetensors"
+    assert last.is_file() and best.is_file()
+    info = read_metadata(last)["info"]
+    assert info["step"] == 3
+    assert info["train"]["loss"] == "ce" and info["train"]["lr"] == pytest.approx(3e-4)  # fine-tune default lr
+    assert info["base_model"]["sha256"] == file_sha256(tiny_random_model)
+    assert info["dataset_manifest_checksum"] == read_manifest(tiny_dataset)["manifest_checksum"]
+    assert info["val"]["n"] == read_manifest(tiny_dataset)["splits"]["val"]
+    hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in hist] == [2, 3]
+    # Rerun with more steps: continues from step 3 (not from 0) and keeps the provenance.
+    assert main(_train_args(tiny_dataset, run, tiny_random_model, "--steps", "5")) == 0
+    info2 = read_metadata(last)["info"]
+    assert info2["step"] == 5 and info2["base_model"] == info["base_model"]
+    hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in hist] == [2, 3, 4, 5]
+    load_colorizer(best, device="cpu")
+
+
+def test_train_cli_missing_dataset_is_one_line_error(tmp_path, tiny_random_model, capsys):
+    rc = main(_train_args(tmp_path / "nope", tmp_path / "run", tiny_random_model, "--steps", "2"))
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("animecolor: error:") and "manifest.json" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run" / "last.safetensors").exists()
+
+
+def test_train_cli_rejects_bad_crop_and_loss(tiny_dataset, tiny_random_model, tmp_path, capsys):
+    assert main(_train_args(tiny_dataset, tmp_path / "r", tiny_random_model, "--crop", "40")) == 1
+    assert "multiple of 32" in capsys.readouterr().err
+    assert main(_train_args(tiny_dataset, tmp_path / "r", tiny_random_model, "--loss", "l1")) == 1
+    assert "does not fit" in capsys.readouterr().err
+
+
+def test_patience_stops_early_and_persists(tiny_dataset, tiny_random_model, tmp_path, monkeypatch):
+    # A model that never improves on val: 1.0, then 1.0, 1.0, ... (first validation sets the best).
+    scores = iter([1.0, 0.9, 0.95, 0.9, 1.2] + [5.0] * 50)
+    monkeypatch.setattr(train_mod, "evaluate_batches",
+                        lambda *a, **k: {"ab_mae": next(scores), "chroma_ratio": 1.0, "n": 1})
+    run = tmp_path / "run"
+    args = ["train", str(tiny_dataset), "-o", str(run), "--init", str(tiny_random_model), "--batch-size", "2",
+            "--crop", "32", "--val-every", "1", "--patience", "3", "--steps", "40", "--device", "cpu", "-q"]
+    assert main(args) == 0
+    info = read_metadata(run / "last.safetensors")["info"]
+    # best at validation 2 (0.9); validations 3, 4, 5 do not beat it -> stop at step 5.
+    assert info["step"] == 5 and info["since_best"] == 3 and info["best_val"] == pytest.approx(0.9)
+    assert read_metadata(run / "best.safetensors")["info"]["step"] == 2
+    # A resumed run that already ran out of patience does not train further.
+    assert main(args) == 0
+    assert read_metadata(run / "last.safetensors")["info"]["step"] == 5
+
+
+def test_train_library_patience_off_by_default(tiny_dataset, tiny_random_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_mod, "evaluate_batches", lambda *a, **k: {"ab_mae": 1.0, "chroma_ratio": 1.0, "n": 1})
+    ds = FrameDataset(tiny_dataset, "train", 32, augment=True)
+    cfg = train_mod.TrainConfig(steps=4, batch_size=2, val_every=1, warmup=1)
+    res = train_mod.train(cfg, ds, ds, tmp_path / "r", init=str(tiny_random_model))
+    assert res["step"] == 4 and not res["stopped_early"]
+
+
+def test_finetune_library_self_describing_checkpoint(color_clip, tiny_random_model, tmp_path):
+    events: list[str] = []
+    res = finetune([color_clip], tmp_path / "ft", base=tiny_random_model, steps=3, batch_size=2, crop=32, size=64,
+                   val_every=2, val_fraction=0.3, device="cpu", progress=lambda ev: events.append(ev["stage"]))
+    best = Path(res["best"])
+    assert best == tmp_path / "ft" / "best.safetensors" and best.is_file()
+    assert (tmp_path / "ft" / "dataset" / "manifest.json").is_file()
+    assert events[0] == "dataset" and "before" in events and "train" in events and events[-1] == "after"
+    info = read_metadata(best)["info"]
+    assert info["base_model"]["sha256"] == file_sha256(tiny_random_model)
+    assert info["base_model"]["path"] == str(tiny_random_model.resolve())
+    assert info["dataset_manifest_checksum"] == read_manifest(tmp_path / "ft" / "dataset")["manifest_checksum"]
+    assert info["steps"] == res["steps"] >= 2
+    assert info["finetune"]["before"]["ab_mae"] == pytest.approx(res["before"]["ab_mae"])
+    assert info["finetune"]["after"]["ab_mae"] == pytest.approx(res["after"]["ab_mae"])
+    assert res["before"]["n"] == res["after"]["n"] == res["dataset"]["val"] > 0
+    col = load_colorizer(best, device="cpu")
+    assert col(np.full((1, 64, 64), 128, np.uint8)).shape == (1, 32, 32, 2)
+
+    # Rerun: the dataset is reused, training is already complete, the header stays self-describing.
+    res2 = finetune([color_clip], tmp_path / "ft", base=tiny_random_model, steps=3, batch_size=2, crop=32, size=64,
+                    val_every=2, device="cpu")
+    assert res2["dataset"]["reused"] and res2["steps_run"] == 3
+    assert read_metadata(best)["info"]["base_model"]["sha256"] == info["base_model"]["sha256"]
+
+
+def test_finetune_cli_table_and_episode_loads(color_clip, tiny_random_model, tmp_path, capsys):
+    run = tmp_path / "ft"
+    rc = main(["finetune", str(color_clip), "-o", str(run), "--base", str(tiny_random_model), "--steps", "2",
+               "--batch-size", "2", "--crop", "32", "--size", "64", "--val-every", "1", "--val-fraction", "0.3",
+               "--device", "cpu", "-q"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "before" in out and "after" in out and "a/b MAE" in out
+    # A different base for the same run folder is refused (provenance would lie).
+    other = tmp_path / "other.safetensors"
+    from animecolor.model import load_model, save_model
+
+    save_model(load_model(tiny_random_model), other, {"note": "different bytes"})
+    rc = main(["finetune", str(color_clip), "-o", str(run), "--base", str(other), "--steps", "2", "--size", "64",
+               "--crop", "32", "--device", "cpu", "-q"])
+    assert rc == 1
+    assert "another base model" in capsys.readouterr().err
+
+
+def test_finetune_missing_base_is_one_line_error(color_clip, tmp_path, capsys):
+    rc = main(["finetune", str(color_clip), "-o", str(tmp_path / "ft"), "--base", str(tmp_path / "missing.safetensors")])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert "base model not found" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "ft").exists()
