@@ -273,6 +273,7 @@ class FlowSmoother(TemporalSmoother):
         beta: float = 0.7,
         grad_tol: float = 0.5,
         detect_cuts: bool = True,
+        finest_scale: int | None = None,
     ):
         if not 0.0 < alpha <= 1.0:
             raise ValueError("alpha must be in (0, 1]")
@@ -286,6 +287,7 @@ class FlowSmoother(TemporalSmoother):
         self.delay = lookahead
         self.beta = beta
         self.grad_tol = grad_tol
+        self.finest_scale = finest_scale
         self.detect_cuts = detect_cuts
         self.cuts = 0  # scene cuts seen (for logging / tests)
         self.reset()
@@ -311,7 +313,7 @@ class FlowSmoother(TemporalSmoother):
         flow = err = None
         cut = True
         if prev is not None and prev.shape == gray.shape:
-            flow = dis_flow(gray, prev)
+            flow = dis_flow(gray, prev, self.finest_scale)
             err = np.abs(gray.astype(np.float32) - warp(prev, flow).astype(np.float32))
             cut = self.detect_cuts and is_cut(prev, gray, err)
             if cut:
@@ -334,7 +336,7 @@ class FlowSmoother(TemporalSmoother):
             fut = self._pending[j]
             if fut.cut_before:
                 break
-            flow = dis_flow(cur.gray, fut.gray)
+            flow = dis_flow(cur.gray, fut.gray, self.finest_scale)
             err = np.abs(cur.gray.astype(np.float32) - warp(fut.gray, flow).astype(np.float32))
             w = (self.beta**j) * self._confidence(err, cur.gray)
             num += w[..., None] * warp(fut.ab, flow)
