@@ -215,6 +215,8 @@ def train(
         if step < cfg.warmup:
             return (step + 1) / cfg.warmup
         prog = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        if cfg.time_budget_s:  # anneal by whichever runs out first: steps or time
+            prog = max(prog, (time.time() - t0) / cfg.time_budget_s)
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog)))
 
     def save(path: Path, step: int, val: dict | None) -> None:
