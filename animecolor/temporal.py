@@ -36,6 +36,7 @@ __all__ = [
     "NoSmoothing",
     "EMASmoother",
     "FlowSmoother",
+    "BidirectionalFlowSmoother",
     "SMOOTHERS",
     "DEFAULT",
     "make_smoother",
@@ -256,9 +257,11 @@ class FlowSmoother(TemporalSmoother):
     * with ``lookahead = k``: the next k predictions warped back to frame t
       (weights ``beta ** j * c``),
 
-    where the confidence ``c = exp(-(e / sigma) ** 2)`` comes from the luma warp
-    error ``e`` (dilated by one pixel so that motion boundaries count as
-    occluded).  Warps never cross a scene cut (:func:`is_cut`).
+    where the confidence ``c = exp(-(e / (sigma + grad_tol * |grad g_t|)) ** 2)``
+    comes from the luma warp error ``e`` (dilated by one pixel so that motion
+    boundaries count as occluded); the gradient term forgives the sub-pixel
+    interpolation error of a correct flow on edges.  Warps never cross a scene
+    cut (:func:`is_cut`).  Defaults are tuned in ``docs/temporal.md``.
 
     State: the previous output and gray plus at most ``lookahead`` pending frames.
     """
@@ -319,7 +322,9 @@ class FlowSmoother(TemporalSmoother):
             if cut:
                 self.cuts += 1
                 flow = err = None
-        self._pending.append(_Pending(gray, np.asarray(ab, np.float32), cut, flow, err))
+        # Copies: the caller may reuse its batch buffers.
+        gray = np.array(gray, np.uint8, copy=True)
+        self._pending.append(_Pending(gray, np.array(ab, np.float32, copy=True), cut, flow, err))
         self._last_gray = gray
 
     def _emit(self) -> np.ndarray:
