@@ -156,3 +156,17 @@ def test_warp_error_zero_for_consistent_motion():
     still = temporal.warp_error(rgb[0], rgb[0], np.zeros_like(fw), np.ones_like(mask))
     assert still == 0.0
     assert e < 0.2 * temporal.warp_error(rgb[0], rgb[1], np.zeros_like(fw), np.ones_like(mask))
+
+
+def test_caller_may_reuse_batch_buffers():
+    gray, ab, _ = moving_square(n=8)
+    ref = run(FlowSmoother(lookahead=2), gray, ab, batch=4)
+    sm = FlowSmoother(lookahead=2)
+    g_buf, a_buf = np.empty((4, H, W), np.uint8), np.empty((4, H, W, 2), np.float32)
+    outs = []
+    for i in (0, 4):
+        g_buf[:], a_buf[:] = gray[i : i + 4], ab[i : i + 4]
+        outs.append(sm.process(g_buf, a_buf).copy())
+        g_buf[:], a_buf[:] = 0, 99.0  # scribble over the buffers
+    outs.append(sm.flush())
+    np.testing.assert_allclose(np.concatenate(outs), ref, atol=1e-4)
