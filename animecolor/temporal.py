@@ -25,6 +25,7 @@ The module also has the motion tools the evaluation shares: :func:`dis_flow`,
 """
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -56,7 +57,10 @@ def _dis(finest_scale: int, preset: int) -> cv2.DISOpticalFlow:
     return dis
 
 
-_DIS_CACHE: dict[tuple[int, int], cv2.DISOpticalFlow] = {}
+# One DIS object per (thread, settings, frame size): a DIS object that has seen
+# another frame size returns different (worse) flow afterwards (OpenCV keeps
+# per-size buffers), and the objects are not meant to be shared across threads.
+_DIS_LOCAL = threading.local()
 
 
 def dis_flow(
@@ -79,10 +83,15 @@ def dis_flow(
         raise ValueError(f"dis_flow needs two uint8 frames of one size, got {src.dtype}{src.shape} {dst.dtype}{dst.shape}")
     if finest_scale is None:
         finest_scale = 1 if src.shape[1] <= 256 else 2
-    key = (finest_scale, preset)
-    dis = _DIS_CACHE.get(key)
+    cache = getattr(_DIS_LOCAL, "cache", None)
+    if cache is None:
+        cache = _DIS_LOCAL.cache = {}
+    key = (finest_scale, preset, src.shape)
+    dis = cache.get(key)
     if dis is None:
-        dis = _DIS_CACHE[key] = _dis(finest_scale, preset)
+        if len(cache) >= 8:
+            cache.clear()
+        dis = cache[key] = _dis(finest_scale, preset)
     return dis.calc(np.ascontiguousarray(src), np.ascontiguousarray(dst), None)
 
 

@@ -170,3 +170,16 @@ def test_caller_may_reuse_batch_buffers():
         g_buf[:], a_buf[:] = 0, 99.0  # scribble over the buffers
     outs.append(sm.flush())
     np.testing.assert_allclose(np.concatenate(outs), ref, atol=1e-4)
+
+
+def test_flow_does_not_depend_on_earlier_frame_sizes():
+    """Regression: a shared DIS object that had seen another size gave different flow."""
+    import cv2
+
+    gray, _, _ = moving_square()
+    rng = np.random.default_rng(1)
+    big = rng.integers(0, 255, (180, 320), dtype=np.uint8)
+    temporal.dis_flow(big, big[::-1].copy())
+    fresh = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    fresh.setFinestScale(1)
+    np.testing.assert_array_equal(temporal.dis_flow(gray[0], gray[1]), fresh.calc(gray[0], gray[1], None))
