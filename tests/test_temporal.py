@@ -178,7 +178,7 @@ def test_flow_does_not_depend_on_earlier_frame_sizes():
 
     gray, _, _ = moving_square()
     rng = np.random.default_rng(1)
-    big = rng.integers(0, 255, (180, 320), dtype=np.uint8)
+    big = rng.integers(0, 255, (144, 256), dtype=np.uint8)  # <= 256 wide: same DIS settings
     temporal.dis_flow(big, big[::-1].copy())
     fresh = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
     fresh.setFinestScale(1)
