@@ -58,8 +58,9 @@ def _dis(finest_scale: int, preset: int) -> cv2.DISOpticalFlow:
 
 
 # One DIS object per (thread, settings, frame size): a DIS object that has seen
-# another frame size returns different (worse) flow afterwards (OpenCV keeps
-# per-size buffers), and the objects are not meant to be shared across threads.
+# a tiny frame (16x32) returns different, worse flow on larger frames afterwards
+# (it keeps state from the earlier size), and DIS objects are not meant to be
+# shared across threads.
 _DIS_LOCAL = threading.local()
 
 
