@@ -15,6 +15,7 @@ decode thread so it overlaps inference).
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -88,7 +89,10 @@ class ModelColorizer:
 
     def __init__(self, model, device: str | torch.device | None = None, compile: bool = False, name: str = "model"):
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
-        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+        from .model.net import fuse_conv_bn
+
+        # a private copy with batch norm folded into the convs (same outputs, ~1/3 less CPU time)
+        self.model = fuse_conv_bn(copy.deepcopy(model).eval()).to(self.device).to(memory_format=torch.channels_last)
         self.cfg = model.cfg
         self.output_stride = model.output_stride
         self.name = name

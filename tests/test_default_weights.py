@@ -71,3 +71,16 @@ def test_bad_weights_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(WeightsError):
         load_colorizer(bad, device="cpu")
+
+
+def test_batchnorm_folding_keeps_outputs(model):
+    """ModelColorizer folds every BatchNorm into its conv; the outputs must not change."""
+    import torch
+
+    from animecolor.model import load_model
+
+    plain = load_model(DEFAULT_WEIGHTS).eval()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.model.modules())
+    x = torch.randn(2, 1, 96, 128, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        torch.testing.assert_close(model.model(x), plain(x), atol=1e-3, rtol=1e-3)

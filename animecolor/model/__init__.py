@@ -1,7 +1,7 @@
 """The residual-encoder colorizer network, its backbones and checkpoints."""
 from .backbone import BACKBONES, EfficientNetLite0, VGG16, build_backbone
 from .checkpoint import WeightsError, load_model, read_metadata, save_model
-from .net import ModelConfig, ResidualColorizer, ab_grid
+from .net import ModelConfig, ResidualColorizer, ab_grid, fuse_conv_bn
 
 __all__ = [
     "BACKBONES",
@@ -11,6 +11,7 @@ __all__ = [
     "ModelConfig",
     "ResidualColorizer",
     "ab_grid",
+    "fuse_conv_bn",
     "WeightsError",
     "load_model",
     "read_metadata",
