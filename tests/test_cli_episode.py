@@ -33,6 +33,7 @@ def test_episode_cli_errors_are_one_line(clip, tmp_path, tiny_random_model, caps
         ([str(src), str(src.parent / "in.mp4")], "same file"),
         ([str(src), str(tmp_path / "nodir" / "o.mp4")], "output folder does not exist"),
         ([str(src), str(tmp_path / "o.mp4"), "--codec", "no-such-codec"], "not available"),
+        ([str(src), str(tmp_path / "o.mp4"), "--threads", "0"], "--threads must be >= 1"),
     ]
     for argv, msg in cases:
         rc = main(["episode", *argv, *w])
