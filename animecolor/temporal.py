@@ -273,6 +273,12 @@ class FlowSmoother(TemporalSmoother):
     interpolation error of a correct flow on edges.  Warps never cross a scene
     cut (:func:`is_cut`).  Defaults are tuned in ``docs/temporal.md``.
 
+    ``static_alpha`` (off by default): pixels whose flow is below about
+    ``static_px`` pixels use this (smaller) alpha instead, i.e. stronger
+    smoothing where nothing moves.  Measured (``docs/temporal.md``):
+    ``static_alpha=0.2, static_px=0.25`` lowers CDC / GT CDC from 1.29 to 1.23
+    but raises the perfect-color ghosting figure from +1.4 % to +1.8 %.
+
     State: the previous output and gray plus at most ``lookahead`` pending frames.
     """
 
@@ -287,9 +293,13 @@ class FlowSmoother(TemporalSmoother):
         grad_tol: float = 0.5,
         detect_cuts: bool = True,
         finest_scale: int | None = None,
+        static_alpha: float | None = None,
+        static_px: float = 0.5,
     ):
         if not 0.0 < alpha <= 1.0:
             raise ValueError("alpha must be in (0, 1]")
+        if static_alpha is not None and not 0.0 < static_alpha <= 1.0:
+            raise ValueError("static_alpha must be in (0, 1]")
         if sigma <= 0:
             raise ValueError("sigma must be > 0")
         if lookahead < 0:
@@ -301,6 +311,8 @@ class FlowSmoother(TemporalSmoother):
         self.beta = beta
         self.grad_tol = grad_tol
         self.finest_scale = finest_scale
+        self.static_alpha = static_alpha
+        self.static_px = static_px
         self.detect_cuts = detect_cuts
         self.cuts = 0  # scene cuts seen (for logging / tests)
         self.reset()
@@ -344,6 +356,10 @@ class FlowSmoother(TemporalSmoother):
         den = np.ones(cur.ab.shape[:2], np.float32)
         if self._prev_out is not None and not cur.cut_before and cur.flow_prev is not None:
             rho = (1.0 - self.alpha) / self.alpha
+            if self.static_alpha is not None:  # still pixels: stronger smoothing (nothing to ghost)
+                rho_s = (1.0 - self.static_alpha) / self.static_alpha
+                still = np.exp(-(np.square(cur.flow_prev).sum(-1) / (self.static_px * self.static_px)))
+                rho = rho + (rho_s - rho) * still
             w = rho * self._confidence(cur.err_prev, cur.gray)
             num += w[..., None] * warp(self._prev_out, cur.flow_prev)
             den += w

@@ -183,3 +183,21 @@ def test_flow_does_not_depend_on_earlier_frame_sizes():
     fresh = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
     fresh.setFinestScale(1)
     np.testing.assert_array_equal(temporal.dis_flow(gray[0], gray[1]), fresh.calc(gray[0], gray[1], None))
+
+
+def test_static_alpha_smooths_still_background_more_and_keeps_the_square():
+    gray, ab, xs = moving_square(n=30)
+    rng = np.random.default_rng(3)
+    noisy = ab + rng.normal(0, 8.0, (len(ab), 1, 1, 2)).astype(np.float32)
+
+    def flicker(x):
+        m = x[:, :10, :].mean(axis=(1, 2))  # the still background strip
+        return float(np.abs(np.diff(m, axis=0)).mean())
+
+    plain = run(FlowSmoother(), gray, noisy)
+    still = run(FlowSmoother(static_alpha=0.2, static_px=0.25), gray, noisy)
+    assert flicker(still) < 0.8 * flicker(plain)
+    clean = run(FlowSmoother(static_alpha=0.2, static_px=0.25), gray, ab)
+    assert trail_error(clean, xs) < 6.0  # the moving square still leaves no ghost
+    with pytest.raises(ValueError):
+        FlowSmoother(static_alpha=0.0)
