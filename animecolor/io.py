@@ -449,6 +449,22 @@ class _ThreadedWriter:
     def _write_item(self, item) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _video_frames(self, item: "EncodeItem") -> Iterator[av.VideoFrame]:
+        """The item's frames ready to encode: chroma merged beside the source luma, pts fixed, range set.
+
+        For the writers that define ``_merge``, ``settings``, ``_fix``, ``vstream``,
+        ``_full_range`` and ``on_frame``; ``on_frame(y, frame)`` sees each frame first.
+        """
+        for (y, _, pts), (u, v) in zip(item.frames, self._merge(item.frames)):
+            frame = make_yuv_frame(y, u, v, self.settings.pix_fmt)
+            frame.pts = self._fix(pts)
+            frame.time_base = self.vstream.codec_context.time_base
+            if self._full_range:
+                frame.color_range = 2
+            if self.on_frame is not None:
+                self.on_frame(y, frame)
+            yield frame
+
     def _finish(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -582,14 +598,7 @@ class PyAVWriter(_ThreadedWriter):
                 raise OSError(f"cannot write {self.path}: {e.strerror or e}") from None
 
     def _write_item(self, item: EncodeItem) -> None:
-        for (y, _, pts), (u, v) in zip(item.frames, self._merge(item.frames)):
-            frame = make_yuv_frame(y, u, v, self.settings.pix_fmt)
-            frame.pts = self._fix(pts)
-            frame.time_base = self.vstream.codec_context.time_base
-            if self._full_range:
-                frame.color_range = 2
-            if self.on_frame is not None:
-                self.on_frame(y, frame)
+        for frame in self._video_frames(item):
             self._mux(self.vstream.encode(frame))
             self.frames_written += 1
             if self._pending_packets:
@@ -674,14 +683,7 @@ class FfmpegWriter(_ThreadedWriter):
             self.vstream.codec_context.color_range = 2
 
     def _write_item(self, item: EncodeItem) -> None:
-        for (y, _, pts), (u, v) in zip(item.frames, self._merge(item.frames)):
-            frame = make_yuv_frame(y, u, v, self.settings.pix_fmt)
-            frame.pts = self._fix(pts)
-            frame.time_base = self.vstream.codec_context.time_base
-            if self._full_range:
-                frame.color_range = 2
-            if self.on_frame is not None:
-                self.on_frame(y, frame)
+        for frame in self._video_frames(item):
             try:
                 self.nut.mux(self.vstream.encode(frame))
             except (BrokenPipeError, av.FFmpegError) as e:
