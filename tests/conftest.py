@@ -35,6 +35,24 @@ def clip_frame(i: int, w: int, h: int, gray: bool = True) -> np.ndarray:
     return img
 
 
+def write_rgb_clip(path: str | Path, frames, fps: int = 12, pix_fmt: str = "bgr0") -> Path:
+    """Write uint8 RGB frames losslessly (FFV1) so decoded colors equal the given ones."""
+    path = Path(path)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=fps)
+        first = True
+        for f in frames:
+            if first:
+                s.height, s.width = f.shape[:2]
+                s.pix_fmt = pix_fmt
+                first = False
+            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
 def make_clip(
     path: str | Path,
     n: int = 12,

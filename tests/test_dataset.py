@@ -19,9 +19,10 @@ import hashlib
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+
+from conftest import write_rgb_clip
 
 from animecolor.cli import main
 from animecolor.color import gray_to_L, rgb_to_lab, y_to_gray
@@ -86,15 +87,7 @@ def clip_frames() -> list[np.ndarray]:
 
 
 def write_clip(path: Path, frames: list[np.ndarray]) -> Path:
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("ffv1", rate=FPS)
-        s.width, s.height, s.pix_fmt = W, H, "bgr0"
-        for f in frames:
-            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
-    return path
+    return write_rgb_clip(path, frames, fps=FPS)
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,10 @@ import json
 import math
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+
+from conftest import write_rgb_clip
 
 from animecolor import evaluate as ev
 from animecolor.cli import main
@@ -32,15 +33,7 @@ def _frame(t: int) -> np.ndarray:
 
 
 def _write_clip(path: Path, n: int = N) -> Path:
-    with av.open(str(path), "w") as out:
-        s = out.add_stream("ffv1", rate=10)
-        s.width, s.height, s.pix_fmt = W, H, "yuv444p"
-        for t in range(n):
-            for pkt in s.encode(av.VideoFrame.from_ndarray(_frame(t), format="rgb24")):
-                out.mux(pkt)
-        for pkt in s.encode():
-            out.mux(pkt)
-    return path
+    return write_rgb_clip(path, (_frame(t) for t in range(n)), fps=10, pix_fmt="yuv444p")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import threading
 import av
 import numpy as np
 import pytest
-from conftest import ConstColorizer, decode_planes, make_clip, side_packets
+from conftest import ConstColorizer, decode_planes, side_packets
 
 import animecolor
 from animecolor.pipeline import colorize_video, luma_psnr

@@ -87,20 +87,6 @@ def color_clip(tmp_path_factory) -> Path:
     return make_clip(tmp_path_factory.mktemp("clips") / "color.mp4", n=30, color=True)
 
 
-@pytest.fixture(scope="module")
-def tiny_random_model(tmp_path_factory) -> Path:
-    """A tiny, randomly initialised checkpoint (NOT the trained model): for plumbing tests only."""
-    import torch
-
-    from animecolor.model import ModelConfig, ResidualColorizer, save_model
-
-    torch.manual_seed(0)
-    model = ResidualColorizer(ModelConfig(decoder_widths=[8, 8, 8, 8, 8], working_long_side=64))
-    path = tmp_path_factory.mktemp("weights") / "tiny_random_model.safetensors"
-    save_model(model, path)
-    return path
-
-
 # ---------------------------------------------------------------- times
 @pytest.mark.parametrize(
     "text, seconds, frame",

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+
+from conftest import write_rgb_clip
 
 from animecolor import train as train_mod
 from animecolor.cli import main
@@ -41,15 +42,7 @@ def color_frames(per_scene: int = 6) -> list[np.ndarray]:
 
 
 def write_color_clip(path: Path, frames: list[np.ndarray], fps: int = 12) -> Path:
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("ffv1", rate=fps)
-        s.width, s.height, s.pix_fmt = W, H, "bgr0"
-        for f in frames:
-            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
-    return path
+    return write_rgb_clip(path, frames, fps=fps)
 
 
 @pytest.fixture(scope="module", autouse=True)
