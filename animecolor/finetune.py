@@ -62,6 +62,15 @@ def check_crop(crop: int, what: str = "--crop") -> int:
     return int(crop)
 
 
+def check_schedule(steps: int, batch_size: int, val_every: int, patience: int | None) -> None:
+    """The training-loop options shared by ``animecolor train`` and ``finetune``: one-line errors."""
+    for name, value in (("--steps", steps), ("--batch-size", batch_size), ("--val-every", val_every)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if patience is not None and patience < 1:
+        raise ValueError(f"--patience must be at least 1, got {patience}")
+
+
 def evaluate_checkpoint(path: str | os.PathLike, val_set, device, batch_size: int = 16) -> dict:
     """Val a/b MAE and chroma ratio (:func:`animecolor.train.evaluate_batches`) of a checkpoint file."""
     from torch.utils.data import DataLoader
@@ -131,14 +140,7 @@ def finetune(
         raise WeightsError(f"base model not found: {base_path} (pass --base)")
     base_meta = read_metadata(base_path)  # a bad file fails here, before any work
     check_crop(crop)
-    if steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {steps}")
-    if batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
-    if val_every < 1:
-        raise ValueError(f"--val-every must be at least 1, got {val_every}")
-    if patience is not None and patience < 1:
-        raise ValueError(f"--patience must be at least 1, got {patience}")
+    check_schedule(steps, batch_size, val_every, patience)
     if crop > size:
         raise ValueError(f"--crop {crop} is larger than the stored frame --size {size}")
     loss = loss_for_head(base_meta["config"].head, None, str(base_path))

@@ -86,16 +86,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..colorize import resolve_device
     from ..dataset import FrameDataset
-    from ..finetune import base_model_info, check_crop, loss_for_head
+    from ..finetune import base_model_info, check_crop, check_schedule, loss_for_head
     from ..model import read_metadata
     from ..train import TrainConfig, train
 
     err = Console(stderr=True, highlight=False, quiet=args.quiet)
-    for name in ("steps", "batch_size", "val_every"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.patience is not None and args.patience < 1:
-        raise ValueError("--patience must be at least 1")
+    check_schedule(args.steps, args.batch_size, args.val_every, args.patience)
     crop = check_crop(args.crop)
     val_crop = check_crop(args.val_crop, "--val-crop") if args.val_crop is not None else crop
 
