@@ -82,13 +82,18 @@ class VideoInfo:
         return sum(1 for _, t, _ in self.side_streams if t == "subtitle")
 
 
-def _open_input(path: Path) -> av.container.InputContainer:
+def check_input_path(path: Path, kind: str = "a video file") -> None:
+    """One-line errors for an input that is missing, a directory or unreadable."""
     if not path.exists():
         raise FileNotFoundError(f"input not found: {path}")
     if path.is_dir():
-        raise IsADirectoryError(f"input is a directory, not a video file: {path}")
+        raise IsADirectoryError(f"input is a directory, not {kind}: {path}")
     if not os.access(path, os.R_OK):
         raise PermissionError(f"input is not readable (check its permissions): {path}")
+
+
+def _open_input(path: Path) -> av.container.InputContainer:
+    check_input_path(path)
     try:
         return av.open(str(path), "r")
     except av.FFmpegError as e:

@@ -35,6 +35,7 @@ import numpy as np
 
 from . import frames as F
 from .color import y_to_gray
+from .io import check_input_path
 from .temporal import TemporalSmoother, make_smoother
 
 __all__ = [
@@ -173,12 +174,7 @@ def _luma(frame: av.VideoFrame) -> tuple[np.ndarray, bool]:
 
 
 def _check_input(path: Path) -> None:
-    if not path.exists():
-        raise FileNotFoundError(f"input not found: {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"input is a directory, not a video or image file: {path}")
-    if not os.access(path, os.R_OK):
-        raise PermissionError(f"input is not readable (check its permissions): {path}")
+    check_input_path(path, "a video or image file")
 
 
 def _load_still(path: Path) -> _Decoded:
@@ -438,7 +434,6 @@ def _scenes_sequential(video: _Video) -> list[tuple[float, float]]:
     video._seek(0.0)
     scenes: list[list[float]] = []
     prev = None
-    last_t = 0.0
     for i, frame in enumerate(video._frames()):
         t = video.time_of(frame)
         t = i / video.fps if t is None else t
@@ -446,7 +441,7 @@ def _scenes_sequential(video: _Video) -> list[tuple[float, float]]:
         if prev is None or float(np.mean(np.abs(th - prev))) > _CUT_THRESHOLD:
             scenes.append([t, t])
         scenes[-1][1] = t
-        prev, last_t = th, t
+        prev = th
     return [(a, b) for a, b in scenes]
 
 
