@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from animecolor.colorize import load_colorizer
-from animecolor.preview import preview_frames
+from animecolor.preview import _shrink, preview_frames
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:
@@ -27,14 +27,6 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     cv2.rectangle(out, (0, 0), (8 + 9 * len(text), 22), (0, 0, 0), -1)
     cv2.putText(out, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return out
-
-
-def _fit(img: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    s = max_side / max(h, w)
-    if s >= 1:
-        return img
-    return cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
 
 
 def main() -> None:
@@ -55,13 +47,13 @@ def main() -> None:
     rows = []
     for i, at in enumerate(args.at):
         first = columns[0][i]
-        panels = [_label(_fit(first.gray, args.max_side), f"gray input  t={at}")]
+        panels = [_label(_shrink(first.gray, args.max_side), f"gray input  t={at}")]
         for lab, col in zip(labels, columns):
             f = col[i]
             txt = lab if f.ciede2000 is None else f"{lab}  dE00 {f.ciede2000:.1f}"
-            panels.append(_label(_fit(f.colorized, args.max_side), txt))
+            panels.append(_label(_shrink(f.colorized, args.max_side), txt))
         if first.original is not None:
-            panels.append(_label(_fit(first.original, args.max_side), "original"))
+            panels.append(_label(_shrink(first.original, args.max_side), "original"))
         rows.append(np.hstack(panels))
     img = np.vstack(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
