@@ -43,6 +43,7 @@ __all__ = [
     "fit_lut",
     "evaluate_video",
     "evaluate_paths",
+    "score_frames",
     "to_markdown",
     "table_rows",
 ]
@@ -322,6 +323,35 @@ def evaluate_video(
         "seconds": time.perf_counter() - t_start,
         "ground_truth": {"colorfulness": gt_mean, "cdc": gt_cdc.value()},
         "colorizers": {name: lane.scores.result(gt_mean) for name, lane in lanes.items()},
+    }
+
+
+def score_frames(col: Colorizer, frames: np.ndarray, batch: int = 16) -> dict:
+    """Score a colorizer on same-size uint8 RGB still frames ``(N, H, W, 3)`` (e.g. a dataset's val split).
+
+    Each frame goes the way ``episode`` treats it (luma -> working size -> colorizer
+    -> chroma beside the source luma -> RGB).  Returns ``{"ciede2000": mean over
+    frames, "colorfulness_ratio": mean output / mean ground-truth colorfulness, "n"}``.
+    """
+    if len(frames) == 0:
+        raise ValueError("no frames to score")
+    H, W = frames.shape[1:3]
+    size = col.working_size(W, H)
+    d, cf_o, cf_t = [], [], []
+    for i in range(0, len(frames), batch):
+        rgb = frames[i : i + batch]
+        ys = [fr.rgb_to_y(f) for f in rgb]
+        ab = col(np.stack([fr.model_input(y, size) for y in ys]))
+        for y, a, t in zip(ys, ab, rgb):
+            u, v = fr.chroma_for(y, a, "444")
+            out = fr.yuv_to_rgb(y, u, v)
+            d.append(metrics.ciede2000(out, t))
+            cf_o.append(metrics.colorfulness(out))
+            cf_t.append(metrics.colorfulness(t))
+    return {
+        "ciede2000": float(np.mean(d)),
+        "colorfulness_ratio": float(np.mean(cf_o) / max(float(np.mean(cf_t)), 1e-6)),
+        "n": len(d),
     }
 
 

@@ -23,7 +23,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["finetune", "file_sha256", "base_model_info", "loss_for_head", "check_crop", "evaluate_checkpoint"]
+import numpy as np
+
+__all__ = [
+    "finetune", "file_sha256", "base_model_info", "loss_for_head", "check_crop", "evaluate_checkpoint",
+    "tune_temperature", "TEMPERATURES",
+]
+
+#: Annealed-mean temperatures ``finetune`` tries on the val frames (``ce`` head).
+TEMPERATURES = (0.38, 0.55, 0.7, 1.0)
 
 ProgressFn = Callable[[dict], None]
 
@@ -82,6 +90,33 @@ def evaluate_checkpoint(path: str | os.PathLike, val_set, device, batch_size: in
     return evaluate_batches(model, DataLoader(val_set, batch_size=batch_size, shuffle=False), device)
 
 
+def tune_temperature(
+    model, frames, temperatures=TEMPERATURES, min_colorfulness: float = 0.7, device=None
+) -> tuple[float, dict[str, dict]]:
+    """Pick the decoding temperature of a ``ce`` model on color frames ``(N, H, W, 3)``.
+
+    Each temperature is scored like ``animecolor evaluate`` scores a clip
+    (:func:`animecolor.evaluate.score_frames`); the pick is the lowest mean
+    CIEDE2000 among those whose colorfulness ratio is at least
+    ``min_colorfulness`` (all of them if none is).  Returns ``(picked, rows)``
+    with ``rows[str(T)] = {"ciede2000", "colorfulness_ratio", "n"}``.
+    """
+    from .colorize import ModelColorizer
+    from .evaluate import score_frames
+
+    if not temperatures:
+        raise ValueError("no temperatures to try")
+    col = ModelColorizer(model, device)
+    rows: dict[str, dict] = {}
+    for t in temperatures:
+        if t <= 0:
+            raise ValueError(f"temperatures must be > 0, got {t}")
+        col.model.cfg.temperature = float(t)
+        rows[str(float(t))] = score_frames(col, frames)
+    ok = {t: r for t, r in rows.items() if r["colorfulness_ratio"] >= min_colorfulness} or rows
+    return float(min(ok, key=lambda t: ok[t]["ciede2000"])), rows
+
+
 def _check_same_run(last: Path, base: dict, checksum: str) -> None:
     """A resumed run must continue from the same base model and dataset it started with."""
     from .model import read_metadata
@@ -115,6 +150,7 @@ def finetune(
     val_fraction: float = 0.15,
     seed: int = 0,
     device: str | None = "auto",
+    temperatures: tuple[float, ...] | None = TEMPERATURES,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``base`` (default: the shipped weights) on color episodes of one series.
@@ -127,6 +163,11 @@ def finetune(
     Returns ``{"before", "after", "best", "steps", "steps_run", "stopped_early", ...}``;
     metrics are :func:`animecolor.train.evaluate_batches` dicts (``ab_mae``,
     ``chroma_ratio``, ``n``) on the val split at the full stored frame size.
+
+    ``temperatures`` (``ce`` head; ``None`` keeps the base model's): the decoding
+    temperature of ``best.safetensors`` is picked on the val frames with
+    :func:`tune_temperature` (stage ``temperature`` in ``progress``; the result's
+    ``temperature`` holds the pick and the scores).
     """
     from .colorize import DEFAULT_WEIGHTS, resolve_device
     from .dataset import FrameDataset, build_dataset, read_manifest
@@ -221,8 +262,17 @@ def finetune(
         steps=best_steps,
         finetune={"before": before, "after": after, "steps_run": summary["step"], "stopped_early": summary["stopped_early"]},
     )
+    tuned = None
+    if temperatures and model.cfg.head == "ce":
+        val_rgb = np.stack(list(val_set.rgb_frames()))
+        picked, rows = tune_temperature(model, val_rgb, temperatures, device=dev)
+        tuned = {"picked": picked, "base": model.cfg.temperature, "rows": rows, "rule": "lowest CIEDE2000 with colorfulness ratio >= 0.7"}
+        emit({"stage": "temperature", **tuned})
+        model.cfg.temperature = picked
+        best_info["temperature_tuning"] = tuned
     save_model(model, best, best_info)
     return {
+        "temperature": tuned,
         "run_dir": str(run),
         "best": str(best),
         "dataset": dataset,

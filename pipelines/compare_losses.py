@@ -15,25 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from animecolor.colorize import GrayColorizer, LutColorizer, load_colorizer
-from animecolor.frames import chroma_for, model_input, rgb_to_y, yuv_to_rgb
-from animecolor.metrics import ciede2000, colorfulness
-
-
-def score(col, frames: np.ndarray, batch: int = 16) -> dict:
-    d, cf_o, cf_t = [], [], []
-    H, W = frames.shape[1:3]
-    size = col.working_size(W, H)
-    for i in range(0, len(frames), batch):
-        rgb = frames[i : i + batch]
-        ys = [rgb_to_y(f) for f in rgb]
-        ab = col(np.stack([model_input(y, size) for y in ys]))
-        for y, a, t in zip(ys, ab, rgb):
-            u, v = chroma_for(y, a, "444")
-            out = yuv_to_rgb(y, u, v)
-            d.append(ciede2000(out, t))
-            cf_o.append(colorfulness(out))
-            cf_t.append(colorfulness(t))
-    return {"ciede2000": float(np.mean(d)), "colorfulness_ratio": float(np.mean(cf_o) / max(np.mean(cf_t), 1e-6))}
+from animecolor.evaluate import score_frames as score
 
 
 def main() -> None:

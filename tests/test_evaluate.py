@@ -127,7 +127,7 @@ def test_smoother_with_delay_scores_every_frame(clip):
 
 
 def test_evaluate_paths_overall_is_frame_weighted(clip, tmp_path):
-    short = _write_clip(tmp_path / "short.mkv", n=2)
+    _write_clip(tmp_path / "short.mkv", n=2)
     cols = {"gray": GrayColorizer(), "lut": LutColorizer(np.zeros((256, 2), np.float32) + 20.0)}
     rep = ev.evaluate_paths([clip, tmp_path], cols)
     assert [Path(c["path"]).name for c in rep["clips"]] == ["cels.mkv", "short.mkv"]

@@ -17,7 +17,7 @@ from animecolor import train as train_mod
 from animecolor.cli import main
 from animecolor.colorize import load_colorizer
 from animecolor.dataset import FrameDataset, build_dataset, read_manifest
-from animecolor.finetune import file_sha256, finetune
+from animecolor.finetune import TEMPERATURES, file_sha256, finetune, tune_temperature
 from animecolor.model import read_metadata
 
 W = H = 80
@@ -148,8 +148,13 @@ def test_finetune_library_self_describing_checkpoint(color_clip, tiny_random_mod
     best = Path(res["best"])
     assert best == tmp_path / "ft" / "best.safetensors" and best.is_file()
     assert (tmp_path / "ft" / "dataset" / "manifest.json").is_file()
-    assert events[0] == "dataset" and "before" in events and "train" in events and events[-1] == "after"
-    info = read_metadata(best)["info"]
+    assert events[0] == "dataset" and "before" in events and "train" in events and events[-2:] == ["after", "temperature"]
+    meta = read_metadata(best)
+    info = meta["info"]
+    # the decoding temperature was picked on the val frames and stored in the config
+    tuned = info["temperature_tuning"]
+    assert tuned["picked"] == res["temperature"]["picked"] == meta["config"].temperature
+    assert set(tuned["rows"]) == {str(t) for t in TEMPERATURES}
     assert info["base_model"]["sha256"] == file_sha256(tiny_random_model)
     assert info["base_model"]["path"] == str(tiny_random_model.resolve())
     assert info["dataset_manifest_checksum"] == read_manifest(tmp_path / "ft" / "dataset")["manifest_checksum"]
@@ -165,6 +170,25 @@ def test_finetune_library_self_describing_checkpoint(color_clip, tiny_random_mod
                     val_every=2, device="cpu")
     assert res2["dataset"]["reused"] and res2["steps_run"] == 3
     assert read_metadata(best)["info"]["base_model"]["sha256"] == info["base_model"]["sha256"]
+
+
+def test_tune_temperature_picks_lowest_error_among_colorful_enough(tiny_random_model):
+    from animecolor.model import load_model
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    model = load_model(tiny_random_model)
+    picked, rows = tune_temperature(model, frames, (0.4, 1.0), min_colorfulness=0.0)
+    assert set(rows) == {"0.4", "1.0"} and all(r["n"] == 3 for r in rows.values())
+    assert picked == float(min(rows, key=lambda t: rows[t]["ciede2000"]))
+    # a colorfulness floor nobody reaches: fall back to the lowest error overall
+    assert tune_temperature(model, frames, (0.4, 1.0), min_colorfulness=1e9)[0] == picked
+    floor = min(r["colorfulness_ratio"] for r in rows.values()) + 1e-9
+    only = [t for t, r in rows.items() if r["colorfulness_ratio"] >= floor]
+    if only:  # the floor excludes the least colorful temperature
+        assert str(tune_temperature(model, frames, (0.4, 1.0), min_colorfulness=floor)[0]) in only
+    with pytest.raises(ValueError):
+        tune_temperature(model, frames, ())
 
 
 def test_finetune_cli_table_and_episode_loads(color_clip, tiny_random_model, tmp_path, capsys):

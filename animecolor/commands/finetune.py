@@ -33,6 +33,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-per-scene", type=int, default=8, help="frames kept per scene at most (default 8)")
     p.add_argument("--max-frames", type=int, default=None, help="total frames at most")
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of frames held out for val (default 0.15)")
+    p.add_argument("--keep-temperature", action="store_true",
+                   help="keep the base model's decoding temperature (default: pick it on the val frames)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages (the before/after table still prints)")
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from ..finetune import finetune
+    from ..finetune import TEMPERATURES, finetune
     from .train import TrainBar
 
     err = Console(stderr=True, highlight=False, quiet=args.quiet)
@@ -78,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         elif stage == "after" and state["bar"] is not None:
             state["bar"].__exit__(None, None, None)
             state["bar"] = None
+        elif stage == "temperature":
+            scores = ", ".join(f"T={t}: {r['ciede2000']:.2f}" for t, r in ev["rows"].items())
+            err.print(f"decoding temperature on the val frames (CIEDE2000): {scores}; picked T={ev['picked']}")
 
     try:
         res = finetune(
@@ -85,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             lr=args.lr, val_every=args.val_every, patience=args.patience or None, time_budget_s=args.time_budget,
             size=args.size, max_per_scene=args.max_per_scene, max_frames=args.max_frames,
             val_fraction=args.val_fraction, seed=args.seed, device=None if args.device == "auto" else args.device,
-            progress=progress,
+            temperatures=None if args.keep_temperature else TEMPERATURES, progress=progress,
         )
     finally:
         if state["bar"] is not None:
