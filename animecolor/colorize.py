@@ -189,17 +189,34 @@ class LutColorizer:
         return self.table[gray]
 
 
+def check_working_size(px: int) -> int:
+    """Validate a ``--working-size`` (the model input's long side in pixels)."""
+    if px < 64 or px > 2048 or px % 32:
+        raise ValueError(f"--working-size must be a multiple of 32 between 64 and 2048, got {px}")
+    return px
+
+
 def load_colorizer(
     weights: str | os.PathLike | None = None,
     device: str | None = None,
     compile: bool = False,
+    working_long_side: int | None = None,
 ) -> ModelColorizer:
-    """Load a checkpoint (default: the shipped ``weights/default.safetensors``)."""
+    """Load a checkpoint (default: the shipped ``weights/default.safetensors``).
+
+    ``working_long_side`` overrides the checkpoint's model input size (long side,
+    px): smaller is faster (cost grows with its square), the checkpoint's own
+    value is the one its quality was measured at.
+    """
     from .model import WeightsError, load_model
 
+    if working_long_side is not None:
+        check_working_size(working_long_side)
     path = Path(weights) if weights else DEFAULT_WEIGHTS
     if weights is None and not path.is_file():
         raise WeightsError(f"shipped default weights are missing: {path} (pass --weights)")
     dev = resolve_device(device)
     model = load_model(path, device="cpu")
+    if working_long_side is not None:
+        model.cfg.working_long_side = working_long_side
     return ModelColorizer(model, dev, compile=compile, name=path.name)

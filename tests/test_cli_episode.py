@@ -1,6 +1,7 @@
 """``animecolor episode`` on the command line: outputs, the weights line, one-line errors."""
 from __future__ import annotations
 
+import numpy as np
 from conftest import decode_planes
 
 from animecolor.cli import main
@@ -34,6 +35,7 @@ def test_episode_cli_errors_are_one_line(clip, tmp_path, tiny_random_model, caps
         ([str(src), str(tmp_path / "nodir" / "o.mp4")], "output folder does not exist"),
         ([str(src), str(tmp_path / "o.mp4"), "--codec", "no-such-codec"], "not available"),
         ([str(src), str(tmp_path / "o.mp4"), "--threads", "0"], "--threads must be >= 1"),
+        ([str(src), str(tmp_path / "o.mp4"), "--working-size", "100"], "--working-size must be a multiple of 32"),
     ]
     for argv, msg in cases:
         rc = main(["episode", *argv, *w])
@@ -51,3 +53,12 @@ def test_missing_weights_say_which_file(clip, tmp_path, capsys):
     rc = main(["episode", str(src), str(tmp_path / "o.mp4"), "--weights", str(tmp_path / "none.safetensors")])
     err = capsys.readouterr().err
     assert rc == 1 and "none.safetensors" in err
+
+
+def test_working_size_overrides_the_checkpoint(tiny_random_model):
+    from animecolor.colorize import load_colorizer
+
+    assert load_colorizer(tiny_random_model, "cpu").working_size(640, 480) == (64, 64)  # the checkpoint's 64 px
+    col = load_colorizer(tiny_random_model, "cpu", working_long_side=128)
+    assert col.working_size(640, 480) == (128, 96)
+    assert col(np.full((1, 96, 128), 100, np.uint8)).shape == (1, 48, 64, 2)

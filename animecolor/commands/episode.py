@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("output", type=Path, help="colorized video file to write (.mp4, .mkv, .mov, ...)")
     p.add_argument("--weights", type=Path, default=None, help="model checkpoint (default: weights/default.safetensors)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--working-size", type=int, default=None, metavar="PX",
+                   help="model input long side, multiple of 32 (default: the checkpoint's, 320 for the shipped "
+                        "weights); 256 is ~1.6x faster, a little less accurate")
     p.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default: 32 on CUDA, 8 on CPU)")
     p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=default_temporal(), help="temporal chroma smoother")
     p.add_argument("--codec", default="libx264", help="video encoder: libx264 (default), libx265, libsvtav1, ...")
@@ -59,12 +62,14 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from ..colorize import load_colorizer
+    from ..colorize import check_working_size, load_colorizer
     from ..pipeline import _check_paths, colorize_video
 
     err = Console(stderr=True, highlight=False)
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
+    if args.working_size is not None:
+        check_working_size(args.working_size)
     _check_paths(args.input, args.output, args.overwrite)  # path mistakes first: cheaper than loading weights
     if args.threads is not None:
         if args.threads < 1:
@@ -72,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    colorizer = load_colorizer(args.weights, None if args.device == "auto" else args.device)
+    colorizer = load_colorizer(args.weights, None if args.device == "auto" else args.device,
+                               working_long_side=args.working_size)
     if not args.quiet:
         err.print(_weights_line(args.weights) + f" on {colorizer.device}", markup=False, soft_wrap=True)
 

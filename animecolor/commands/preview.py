@@ -50,6 +50,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--weights", type=Path, help="model checkpoint (.safetensors); default: the shipped weights")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    p.add_argument("--working-size", type=int, default=None, metavar="PX",
+                   help="model input long side, multiple of 32 (default: the checkpoint's), as in 'episode'")
     p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=None, help=f"temporal smoother, as in 'episode' (default {_default_temporal()})")
     p.add_argument("--panel-height", type=int, metavar="PX", help=f"scale panels to this height (default: full size for --at, {SHEET_PANEL_HEIGHT} for --frames)")
     p.set_defaults(func=run)
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if not src.exists():
         raise CLIError(f"input not found: {src}")
 
-    colorizer = load_colorizer(args.weights, args.device)
+    colorizer = load_colorizer(args.weights, args.device, working_long_side=args.working_size)
     t0 = time.perf_counter()
     sheet_mode = not still and not args.at
     times = [] if still else (args.at or pick_times(src, args.frames or DEFAULT_FRAMES))
