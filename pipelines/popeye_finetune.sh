@@ -1,26 +1,25 @@
 #!/usr/bin/env bash
 # Per-series fine-tuning evidence (issue 7): fine-tune the default model on two
-# Popeye segments, evaluate on the third, unseen one.  CPU: ~17 min per fine-tune
-# on 2 cores, ~2 min for the evaluation.
+# Popeye segments, evaluate on the third, unseen one.  CPU: ~17 min for the
+# fine-tune on 2 cores, ~3 min for the evaluation.
 # Usage: bash pipelines/popeye_finetune.sh [DATA_DIR]   (defaults to ../shared/data)
 set -euo pipefail
 DATA=${1:-../shared/data}
 P="$DATA/series/popeye"
-# v1: the finetune defaults (8 frames per scene, 600 steps)
-animecolor finetune "$P/pgs_T00-1.mkv" "$P/pgs_T01-2.mkv" -o runs/popeye
-# v2 (the one in the README): more frames per scene, longer, early stopping
-animecolor finetune "$P/pgs_T00-1.mkv" "$P/pgs_T01-2.mkv" -o runs/popeye_v2 \
+# The run in the README: 32 frames per scene, early stopping; the decoding
+# temperature is then picked on the val frames (animecolor finetune does it).
+animecolor finetune "$P/pgs_T00-1.mkv" "$P/pgs_T01-2.mkv" -o runs/popeye_v4 \
     --max-per-scene 32 --steps 1500 --val-every 150 --patience 4
-# v3: even more frames per scene
-animecolor finetune "$P/pgs_T00-1.mkv" "$P/pgs_T01-2.mkv" -o runs/popeye_v3 \
-    --max-per-scene 64 --steps 2000 --val-every 150 --patience 4 --time-budget 1200
-# the unseen segment: default vs fine-tuned vs gray vs a lookup table fitted on the same two segments
+# Earlier runs from the first-release default (256 px, T 0.38), kept in docs/finetune.md:
+#   v1: animecolor finetune ... -o runs/popeye                                   (defaults)
+#   v2: animecolor finetune ... -o runs/popeye_v2 --max-per-scene 32 --steps 1500 --val-every 150 --patience 4
+#   v3: animecolor finetune ... -o runs/popeye_v3 --max-per-scene 64 --steps 2000 --val-every 150 --patience 4 --time-budget 1200
+# The unseen segment: default vs fine-tuned vs gray vs a lookup table fitted on the same two segments
 animecolor evaluate "$P/pgs_T02-3.mkv" --weights weights/default.safetensors \
-    --weights runs/popeye/best.safetensors --weights runs/popeye_v2/best.safetensors \
-    --weights runs/popeye_v3/best.safetensors \
+    --weights runs/popeye_v4/best.safetensors \
     --fit-lut "$P/pgs_T00-1.mkv" --fit-lut "$P/pgs_T01-2.mkv" \
-    --stride 4 --max-side 320 --markdown runs/eval/popeye.md
+    --stride 4 --max-side 320 --markdown runs/eval/popeye_v4.md
 python pipelines/side_by_side.py "$P/pgs_T02-3.mkv" --at 10 --at 35 \
     --weights weights/default.safetensors --label default \
-    --weights runs/popeye_v2/best.safetensors --label fine-tuned \
+    --weights runs/popeye_v4/best.safetensors --label fine-tuned \
     --max-side 320 -o docs/img/popeye_T02-3.png
