@@ -101,14 +101,14 @@ def model_fps(colorizer, src: Path, batch: int) -> float:
     return len(grays) / (time.perf_counter() - t0)
 
 
-def load(weights: str | None, device: str):
+def load(weights: str | None, device: str, working_size: int | None = None):
     from animecolor.colorize import ModelColorizer, load_colorizer
 
     if weights:
-        return load_colorizer(weights, device), weights
+        return load_colorizer(weights, device, working_long_side=working_size), weights
     for cand in (ROOT / "weights/default.safetensors", ROOT / "runs/default/last.safetensors"):
         if cand.is_file():
-            return load_colorizer(cand, device), str(cand.relative_to(ROOT))
+            return load_colorizer(cand, device, working_long_side=working_size), str(cand.relative_to(ROOT))
     import torch
 
     from animecolor.model import ModelConfig, ResidualColorizer
@@ -124,7 +124,7 @@ def child_e2e(args) -> None:
     from animecolor.pipeline import colorize_video
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    col, _ = load(args.weights, args.device)
+    col, _ = load(args.weights, args.device, args.working_size)
     res = colorize_video(args.src, args.dst, col, overwrite=True, crf=args.crf, preset=args.preset, batch_size=args.batch)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     print(json.dumps({"fps": res.fps, "rss_mib": rss, "frames": res.frames}))
@@ -141,6 +141,7 @@ def main() -> int:
     ap.add_argument("--crf", type=int, default=18)
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--working-size", type=int, default=None, help="model input long side (default: the checkpoint's)")
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
@@ -154,7 +155,7 @@ def main() -> int:
 
     from animecolor.colorize import default_batch_size
 
-    col, wname = load(args.weights, args.device)
+    col, wname = load(args.weights, args.device, args.working_size)
     batch = args.batch or default_batch_size(col.device)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,6 +170,8 @@ def main() -> int:
                    "--threads", str(args.threads)]
             if args.weights:
                 cmd += ["--weights", args.weights]
+            if args.working_size:
+                cmd += ["--working-size", str(args.working_size)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             e2e = json.loads(out.strip().splitlines()[-1])
             # measure the parts again after the end-to-end run and average: on a shared
@@ -189,7 +192,7 @@ def main() -> int:
         dev += f" ({torch.cuda.get_device_name(col.device)})"
     lines = [
         f"Machine: {cpu}, {os.cpu_count()} CPU threads, device {dev}, torch {torch.__version__}; "
-        f"weights: {wname}; {args.frames} frames per clip, libx264 crf {args.crf} preset {args.preset}, batch {batch}.",
+        f"weights: {wname}, working size {col.cfg.working_long_side} px; {args.frames} frames per clip, libx264 crf {args.crf} preset {args.preset}, batch {batch}.",
         "",
         "| size | PyAV transcode fps | model-only fps | end-to-end fps | e2e / min(model, transcode) | peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|---:|",
