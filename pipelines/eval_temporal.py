@@ -92,10 +92,13 @@ def read_clip(path: Path, start: int, count: int | None, long_side: int) -> np.n
 
 def load(weights: str | None, device: str | None):
     from animecolor.colorize import load_colorizer
+    from animecolor.model import read_metadata
 
     if weights and weights.startswith("oracle"):
         amp = float(weights.split(":", 1)[1]) if ":" in weights else 8.0
-        return OracleFlicker(amp), Path(weights)
+        shipped = ROOT / "weights/default.safetensors"  # chroma at the shipped model's working size
+        long_side = read_metadata(shipped)["config"].working_long_side if shipped.is_file() else 256
+        return OracleFlicker(amp, long_side=long_side), Path(weights)
 
     candidates = [weights] if weights else ["weights/default.safetensors", "runs/default/last.safetensors"]
     for w in candidates:
@@ -117,15 +120,16 @@ class OracleFlicker:
     output_stride = 2
     name = "oracle+flicker"
 
-    def __init__(self, amp: float = 8.0, seed: int = 0):
+    def __init__(self, amp: float = 8.0, seed: int = 0, long_side: int = 256):
         self.amp = amp
+        self.long_side = long_side  # working size, as the model being stood in for would use
         self.rng = np.random.default_rng(seed)
         self.rgb: np.ndarray | None = None  # set per clip: ground truth at eval size
 
     def working_size(self, width: int, height: int) -> tuple[int, int]:
         from animecolor.colorize import working_size
 
-        return working_size(width, height)
+        return working_size(width, height, self.long_side)
 
     def ab_for(self, rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         from animecolor.color import rgb_to_lab
