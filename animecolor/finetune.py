@@ -32,6 +32,8 @@ __all__ = [
 
 #: Annealed-mean temperatures ``finetune`` tries on the val frames (``ce`` head).
 TEMPERATURES = (0.38, 0.55, 0.7, 1.0)
+#: ... of which it keeps the lowest CIEDE2000 that keeps at least this share of the original's colorfulness.
+MIN_COLORFULNESS = 0.7
 
 ProgressFn = Callable[[dict], None]
 
@@ -91,7 +93,7 @@ def evaluate_checkpoint(path: str | os.PathLike, val_set, device, batch_size: in
 
 
 def tune_temperature(
-    model, frames, temperatures=TEMPERATURES, min_colorfulness: float = 0.7, device=None
+    model, frames, temperatures=TEMPERATURES, min_colorfulness: float = MIN_COLORFULNESS, device=None
 ) -> tuple[float, dict[str, dict]]:
     """Pick the decoding temperature of a ``ce`` model on color frames ``(N, H, W, 3)``.
 
@@ -266,7 +268,8 @@ def finetune(
     if temperatures and model.cfg.head == "ce":
         val_rgb = np.stack(list(val_set.rgb_frames()))
         picked, rows = tune_temperature(model, val_rgb, temperatures, device=dev)
-        tuned = {"picked": picked, "base": model.cfg.temperature, "rows": rows, "rule": "lowest CIEDE2000 with colorfulness ratio >= 0.7"}
+        tuned = {"picked": picked, "base": model.cfg.temperature, "rows": rows,
+                 "rule": f"lowest CIEDE2000 with colorfulness ratio >= {MIN_COLORFULNESS}"}
         emit({"stage": "temperature", **tuned})
         model.cfg.temperature = picked
         best_info["temperature_tuning"] = tuned
