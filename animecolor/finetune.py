@@ -27,7 +27,7 @@ import numpy as np
 
 __all__ = [
     "finetune", "file_sha256", "base_model_info", "loss_for_head", "check_crop", "evaluate_checkpoint",
-    "tune_temperature", "TEMPERATURES",
+    "tune_temperature", "pick_setting", "TEMPERATURES",
 ]
 
 #: Annealed-mean temperatures ``finetune`` tries on the val frames (``ce`` head).
@@ -92,6 +92,13 @@ def evaluate_checkpoint(path: str | os.PathLike, val_set, device, batch_size: in
     return evaluate_batches(model, DataLoader(val_set, batch_size=batch_size, shuffle=False), device)
 
 
+def pick_setting(rows: dict, min_colorfulness: float = MIN_COLORFULNESS):
+    """The key of ``rows`` (``{setting: {"ciede2000", "colorfulness_ratio", ...}}``) with the lowest
+    CIEDE2000 among those whose colorfulness ratio is at least ``min_colorfulness`` (all of them if none is)."""
+    ok = {k: r for k, r in rows.items() if r["colorfulness_ratio"] >= min_colorfulness} or rows
+    return min(ok, key=lambda k: ok[k]["ciede2000"])
+
+
 def tune_temperature(
     model, frames, temperatures=TEMPERATURES, min_colorfulness: float = MIN_COLORFULNESS, device=None
 ) -> tuple[float, dict[str, dict]]:
@@ -113,10 +120,9 @@ def tune_temperature(
     for t in temperatures:
         if t <= 0:
             raise ValueError(f"temperatures must be > 0, got {t}")
-        col.model.cfg.temperature = float(t)
+        col.cfg.temperature = float(t)
         rows[str(float(t))] = score_frames(col, frames)
-    ok = {t: r for t, r in rows.items() if r["colorfulness_ratio"] >= min_colorfulness} or rows
-    return float(min(ok, key=lambda t: ok[t]["ciede2000"])), rows
+    return float(pick_setting(rows, min_colorfulness)), rows
 
 
 def _check_same_run(last: Path, base: dict, checksum: str) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import copy
 import json
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import torch
 
 from animecolor.colorize import ModelColorizer
 from animecolor.evaluate import evaluate_paths
+from animecolor.finetune import pick_setting
 from animecolor.model import load_model, read_metadata, save_model
 
 
@@ -64,17 +64,15 @@ def main() -> None:
     cols = {}
     for ws in [int(x) for x in args.sizes.split(",")]:
         for t in [float(x) for x in args.temps.split(",")]:
-            m = copy.deepcopy(model)
-            m.cfg.working_long_side, m.cfg.temperature = ws, t
-            cols[(ws, t)] = ModelColorizer(m, "cpu", name=f"{ws}px T={t}")
+            col = cols[(ws, t)] = ModelColorizer(model, "cpu", name=f"{ws}px T={t}")  # a private copy each
+            col.cfg.working_long_side, col.cfg.temperature = ws, t
     rep = evaluate_paths(clips, {str(k): c for k, c in cols.items()}, stride=args.stride, max_side=320)
     rows = {k: rep["overall"]["colorizers"][str(k)] for k in cols}
     print(f"validation clips: {', '.join(c.name for c in clips)} ({rep['overall']['frames']} frames, stride {args.stride})\n")
     print("| working long side | temperature | CIEDE2000 | colorfulness / GT |\n|---|---|---|---|")
     for (ws, t), r in rows.items():
         print(f"| {ws} | {t:.2f} | {r['ciede2000']:.2f} | {r['colorfulness_ratio']:.2f} |")
-    ok = {k: r for k, r in rows.items() if r["colorfulness_ratio"] >= args.min_colorfulness} or rows
-    ws, t = min(ok, key=lambda k: ok[k]["ciede2000"])
+    ws, t = pick_setting(rows, args.min_colorfulness)
     print(f"\npicked working_long_side = {ws}, temperature = {t} "
           f"(lowest CIEDE2000 with colorfulness ratio >= {args.min_colorfulness})")
     if args.write:

@@ -62,14 +62,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from ..colorize import check_working_size, load_colorizer
+    from ..colorize import load_colorizer
     from ..pipeline import _check_paths, colorize_video
 
     err = Console(stderr=True, highlight=False)
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
-    if args.working_size is not None:
-        check_working_size(args.working_size)
     _check_paths(args.input, args.output, args.overwrite)  # path mistakes first: cheaper than loading weights
     if args.threads is not None:
         if args.threads < 1:
