@@ -23,7 +23,7 @@ import av
 import cv2
 import numpy as np
 
-SIZE = 176  # stored frames are SIZE x SIZE (short side resized, center region kept)
+SIZE = 176  # default stored size: SIZE x SIZE (short side resized, center region kept); --size overrides
 
 # Held out of training entirely (evaluation on a segment of general/ nobody trained on).
 HELDOUT_CLIPS = ["penny_and_chip_autumn.mp4", "penny_and_chip_retro_gaming.mp4", "penny_and_chip_xmas.mp4"]
@@ -74,10 +74,8 @@ def clipart_frames(root: Path, n: int, size: int, rng: np.random.Generator, back
         if im.shape[2] == 3:
             im = cv2.cvtColor(im, cv2.COLOR_BGR2BGRA)
         rgba = cv2.cvtColor(im, cv2.COLOR_BGRA2RGBA)
-        # skip nearly colorless art (line drawings, gray icons)
-        rgb = rgba[..., :3].astype(np.float32)
-        alpha = rgba[..., 3:].astype(np.float32) / 255.0
-        sat = (rgb.max(-1) - rgb.min(-1))[alpha[..., 0] > 0.5]
+        # skip nearly colorless art (line drawings, gray icons); uint8 maths: some images are ~10k px wide
+        sat = (rgba[..., :3].max(-1) - rgba[..., :3].min(-1))[rgba[..., 3] > 127]
         if sat.size == 0 or np.mean(sat > 40) < 0.15:
             continue
         h, w = rgba.shape[:2]
@@ -105,6 +103,10 @@ def main() -> None:
     ap.add_argument("--n-clipart", type=int, default=1600)
     ap.add_argument("--every", type=int, default=3, help="keep every k-th video frame")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", type=int, default=SIZE, help="stored frame size (px, square)")
+    ap.add_argument("--clipart-split", choices=["order", "name"], default="order",
+                    help="which clipart goes to val: the first tenth in shuffled order (v1), "
+                         "or by a hash of the file name (stable whatever --n-clipart/--every)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     data = Path(args.data)
@@ -127,19 +129,23 @@ def main() -> None:
         # one clip in eight goes to validation (whole clips: no shot in both splits)
         split = "val" if v.name in ("penny_and_chip_beach_surfing.mp4", "penny_and_chip_rpi.mp4") else "train"
         for t, rgb in video_frames(v, args.every, t_max):
-            for k, sq in enumerate(square(rgb, SIZE, rng)):
+            for k, sq in enumerate(square(rgb, args.size, rng)):
                 add(sq, split, source=str(v.relative_to(data)), timestamp_s=round(t, 3), window=k)
     backgrounds = frames["train"][:: max(1, len(frames["train"]) // 200)]
     n_val_clip = args.n_clipart // 10
-    for i, (f, rgb) in enumerate(clipart_frames(Path(args.clipart), args.n_clipart, SIZE, rng, backgrounds)):
-        add(rgb, "val" if i < n_val_clip else "train", source=f, timestamp_s=None)
+    for i, (f, rgb) in enumerate(clipart_frames(Path(args.clipart), args.n_clipart, args.size, rng, backgrounds)):
+        if args.clipart_split == "order":
+            split = "val" if i < n_val_clip else "train"
+        else:
+            split = "val" if int(hashlib.sha1(Path(f).name.encode()).hexdigest(), 16) % 10 == 0 else "train"
+        add(rgb, split, source=f, timestamp_s=None)
     for split, fr in frames.items():
         arr = np.stack(fr)
         idx = np.array([r["index"] for r in records if r["split"] == split], np.int64)
         np.savez_compressed(out / f"{split}-00000.npz", rgb=arr, index=idx)
     manifest = {
         "builder": "pipelines/prepare_default.py",
-        "size": [SIZE, SIZE],
+        "size": [args.size, args.size],
         "params": vars(args),
         "heldout_clips": HELDOUT_CLIPS,
         "bbb_train_until_s": BBB_TRAIN_UNTIL_S,

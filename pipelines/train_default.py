@@ -42,14 +42,22 @@ def film_augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class ShardFrames(Dataset):
-    """uint8 RGB shards -> ``{"L": (1,c,c) in [-1,1], "ab": (2,c,c)}`` with random crop/flip."""
+    """uint8 RGB shards -> ``{"L": (1,c,c) in [-1,1], "ab": (2,c,c)}`` with random crop/flip.
 
-    def __init__(self, root: str | Path, split: str, crop: int = 160, augment: bool = True, seed: int = 0):
+    ``min_window`` > 0 (training only): the crop is a random square window of
+    ``min_window``..S px (S = stored size) resized to ``crop`` px, so objects are
+    seen at several scales; 0 = a plain ``crop``-px window.  Validation always
+    takes the centred window of ``crop * S / 176`` px resized to ``crop`` (a plain
+    centred crop for 176-px shards), so every run sees objects at one scale.
+    """
+
+    def __init__(self, root: str | Path, split: str, crop: int = 160, augment: bool = True, seed: int = 0,
+                 min_window: int = 0):
         files = sorted(Path(root).glob(f"{split}-*.npz"))
         if not files:
             raise FileNotFoundError(f"no {split}-*.npz shards in {root}")
         self.rgb = np.concatenate([np.load(f)["rgb"] for f in files])
-        self.crop, self.augment, self.seed = crop, augment, seed
+        self.crop, self.augment, self.seed, self.min_window = crop, augment, seed, min_window
         self._epoch = 0
 
     def __len__(self) -> int:
@@ -59,12 +67,15 @@ class ShardFrames(Dataset):
         rng = np.random.default_rng() if self.augment else np.random.default_rng(self.seed + i)
         rgb = self.rgb[i]
         H, W = rgb.shape[:2]
-        c = self.crop
         if self.augment:
+            c = int(rng.integers(self.min_window, min(H, W) + 1)) if self.min_window else self.crop
             y0, x0 = int(rng.integers(0, H - c + 1)), int(rng.integers(0, W - c + 1))
         else:
+            c = min(H, W, round(self.crop * min(H, W) / 176))
             y0, x0 = (H - c) // 2, (W - c) // 2
         rgb = rgb[y0 : y0 + c, x0 : x0 + c]
+        if c != self.crop:
+            rgb = cv2.resize(rgb, (self.crop, self.crop), interpolation=cv2.INTER_AREA)
         if self.augment and rng.random() < 0.5:
             rgb = rgb[:, ::-1]
         rgb = np.ascontiguousarray(rgb)
@@ -85,6 +96,8 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--crop", type=int, default=160)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--min-window", type=int, default=0,
+                    help="scale augmentation: random windows of this many px up to the stored size, resized to --crop")
     ap.add_argument("--val-every", type=int, default=200)
     ap.add_argument("--time-budget", type=float, default=None, help="seconds")
     ap.add_argument("--init", default=None, help="checkpoint to start from")
@@ -93,7 +106,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(loss=args.loss, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       val_every=args.val_every, time_budget_s=args.time_budget)
-    tr = ShardFrames(args.data, "train", args.crop, augment=True)
+    tr = ShardFrames(args.data, "train", args.crop, augment=True, min_window=args.min_window)
     va = ShardFrames(args.data, "val", args.crop, augment=False)
     manifest = json.loads((Path(args.data) / "manifest.json").read_text())
     info = {"data": args.data, "manifest_checksum": manifest.get("manifest_checksum"), "recipe": "pipelines/train_default.py",
