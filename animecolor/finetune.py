@@ -159,7 +159,6 @@ def finetune(
     seed: int = 0,
     device: str | None = "auto",
     temperatures: tuple[float, ...] | None = TEMPERATURES,
-    series_prior: bool = False,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``base`` (default: the shipped weights) on color episodes of one series.
@@ -177,16 +176,11 @@ def finetune(
     temperature of ``best.safetensors`` is picked on the val frames with
     :func:`tune_temperature` (stage ``temperature`` in ``progress``; the result's
     ``temperature`` holds the pick and the scores).
-
-    ``series_prior`` (``ce`` head): before training, fit the series' a/b histograms per
-    lightness level on the train frames and add their log to the model's logits
-    (:func:`animecolor.train.with_series_prior`); fine-tuning then learns what
-    brightness alone does not tell.  The starting model is ``run_dir/init.safetensors``.
     """
     from .colorize import DEFAULT_WEIGHTS, resolve_device
     from .dataset import FrameDataset, build_dataset, read_manifest
     from .model import WeightsError, load_model, read_metadata, save_model
-    from .train import TrainConfig, fit_series_prior, train, with_series_prior
+    from .train import TrainConfig, train
 
     t0 = time.perf_counter()
     emit: ProgressFn = progress or (lambda ev: None)
@@ -255,19 +249,8 @@ def finetune(
         "dataset_manifest_checksum": checksum,
         "note": f"fine-tuned from {base_path.name} on {len(train_set)} frames of {dataset['sources']} source(s)",
     }
-    init = base_path
-    if series_prior and not last.is_file():
-        base_model = load_model(base_path)
-        if base_model.cfg.head != "ce":
-            raise ValueError(f"--series-prior needs a ce-head base model; {base_path} has head {base_model.cfg.head!r}")
-        prior = fit_series_prior(train_set.rgb_frames(), base_model.cfg)
-        init = run / "init.safetensors"
-        save_model(with_series_prior(base_model, prior), init, {**info, "step": 0})
-        emit({"stage": "prior", "path": str(init)})
-    if series_prior:
-        info["series_prior"] = "log p(a/b | L) of the train frames added to the logits"
     summary = train(
-        cfg, train_set, val_set, run, init=str(init), device=dev, info=info,
+        cfg, train_set, val_set, run, init=str(base_path), device=dev, info=info,
         callback=lambda d: emit({"stage": "train", **d}),
     )
 

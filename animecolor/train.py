@@ -29,9 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .model import EfficientNetLite0, ModelConfig, ResidualColorizer, load_model, save_model
 
-__all__ = [
-    "TrainConfig", "train", "rebalance_weights", "ce_loss", "evaluate_batches", "fit_series_prior", "with_series_prior",
-]
+__all__ = ["TrainConfig", "train", "rebalance_weights", "ce_loss", "evaluate_batches"]
 
 
 @dataclass
@@ -70,66 +68,6 @@ def rebalance_weights(ab_samples: np.ndarray, cfg: ModelConfig, lam: float = 0.5
         w /= (p * w).sum()
         out.append(w)
     return torch.tensor(np.stack(out), dtype=torch.float32)
-
-
-def fit_series_prior(
-    rgb_frames, cfg: ModelConfig, level_sigma: float = 2.0, bin_sigma: float = 0.5, floor: float = 1e-3
-) -> torch.Tensor:
-    """log p(a/b bin | lightness level) of a series, ``(2, PRIOR_LEVELS, Q)``, from uint8 RGB frames.
-
-    The lightness is the one the model sees (Lab L of the frame's video luma); the
-    a and b axes are counted separately, like the ce head's two marginals.  Counts
-    are smoothed over neighbouring levels (``level_sigma``) and bins (``bin_sigma``)
-    and mixed with a uniform share ``floor``, so that no bin is impossible; a level
-    never seen gets a flat row.
-    """
-    import cv2
-
-    from .color import gray_to_L, rgb_to_lab, y_to_gray
-    from .frames import rgb_to_y
-    from .model.net import PRIOR_LEVELS
-
-    Q = cfg.n_bins
-    counts = np.zeros((2, PRIOR_LEVELS * Q), np.float64)
-    n = 0
-    for rgb in rgb_frames:
-        L = gray_to_L(y_to_gray(rgb_to_y(rgb)))
-        lvl = np.clip(np.round(L * ((PRIOR_LEVELS - 1) / 100.0)), 0, PRIOR_LEVELS - 1).astype(np.int64).ravel()
-        lab = rgb_to_lab(rgb)
-        for c in range(2):
-            q = np.clip(((lab[..., c + 1].ravel() + cfg.ab_max) / cfg.ab_bin).astype(np.int64), 0, Q - 1)
-            counts[c] += np.bincount(lvl * Q + q, minlength=PRIOR_LEVELS * Q)
-        n += 1
-    if n == 0:
-        raise ValueError("no frames to fit the series prior on")
-    out = []
-    for c in range(2):
-        h = cv2.GaussianBlur(counts[c].reshape(PRIOR_LEVELS, Q), (0, 0), sigmaX=bin_sigma, sigmaY=level_sigma,
-                             borderType=cv2.BORDER_REPLICATE)
-        tot = h.sum(1, keepdims=True)
-        p = np.where(tot > 0, h / np.maximum(tot, 1e-12), 1.0 / Q)
-        p = (1.0 - floor) * p + floor / Q
-        out.append(np.log(p))
-    return torch.tensor(np.stack(out), dtype=torch.float32)
-
-
-def with_series_prior(model: ResidualColorizer, prior_logp: torch.Tensor) -> ResidualColorizer:
-    """A copy of a ``ce`` model with the series prior ``prior_logp`` (from :func:`fit_series_prior`) added.
-
-    A model without a prior gets one with weight ``prior_gamma`` = 1 (trained further
-    by fine-tuning); a model that has one keeps its weight and gets the new table.
-    """
-    if model.cfg.head != "ce":
-        raise ValueError("a series prior needs a ce-head model")
-    cfg = dataclasses.replace(model.cfg, series_prior=True)
-    new = ResidualColorizer(cfg)
-    missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
-    if unexpected or set(missing) - {"prior_logp", "prior_gamma"}:
-        raise ValueError(f"cannot add a series prior: missing {missing}, unexpected {unexpected}")
-    with torch.no_grad():
-        new.prior_logp.copy_(prior_logp)
-    new.info = dict(getattr(model, "info", {}))  # type: ignore[attr-defined]
-    return new.train(model.training)
 
 
 def ce_loss(out: torch.Tensor, ab: torch.Tensor, cfg: ModelConfig, weights: torch.Tensor | None) -> torch.Tensor:

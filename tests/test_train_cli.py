@@ -18,7 +18,6 @@ from animecolor.cli import main
 from animecolor.colorize import load_colorizer
 from animecolor.dataset import FrameDataset, build_dataset, read_manifest
 from animecolor.finetune import TEMPERATURES, file_sha256, finetune, tune_temperature
-from animecolor.train import fit_series_prior, with_series_prior
 from animecolor.model import read_metadata
 
 W = H = 80
@@ -217,72 +216,3 @@ def test_finetune_missing_base_is_one_line_error(color_clip, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "base model not found" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "ft").exists()
-
-
-def test_fit_series_prior_learns_color_per_brightness():
-    """Dark pixels red, bright pixels blue: the prior's a axis peaks high for dark levels, low for bright ones."""
-    import torch
-
-    from animecolor.color import gray_to_L, rgb_to_lab, y_to_gray
-    from animecolor.frames import rgb_to_y
-    from animecolor.model import ModelConfig
-    from animecolor.model.net import PRIOR_LEVELS, ab_grid
-
-    img = np.zeros((32, 64, 3), np.uint8)
-    img[:, :32] = (150, 20, 20)  # dark red
-    img[:, 32:] = (120, 170, 255)  # light blue
-    cfg = ModelConfig()
-    logp = fit_series_prior([img, img], cfg)
-    assert logp.shape == (2, PRIOR_LEVELS, cfg.n_bins)
-    assert torch.allclose(logp.exp().sum(-1), torch.ones(2, PRIOR_LEVELS), atol=1e-5)
-    grid = ab_grid(cfg)
-    lab = rgb_to_lab(img)
-    for x in (0, 40):
-        L = gray_to_L(y_to_gray(rgb_to_y(img)))[0, x]
-        lvl = int(round(L * (PRIOR_LEVELS - 1) / 100))
-        mode_a = float(grid[logp[0, lvl].argmax()])
-        mode_b = float(grid[logp[1, lvl].argmax()])
-        assert abs(mode_a - lab[0, x, 1]) <= cfg.ab_bin and abs(mode_b - lab[0, x, 2]) <= cfg.ab_bin
-    # a level no pixel has is flat
-    assert float(logp[0, 0].max() - logp[0, 0].min()) < 1e-4
-
-
-def test_series_prior_model_decodes_the_prior_when_the_network_is_silent(tiny_random_model, tmp_path):
-    """With the head zeroed, a prior model's colors are the prior's annealed mean; it saves and loads."""
-    import torch
-
-    from animecolor.model import load_model, save_model
-    from animecolor.model.net import ab_grid
-
-    base = load_model(tiny_random_model)
-    with torch.no_grad():
-        base.head.weight.zero_()
-        base.head.bias.zero_()
-    cfg = base.cfg
-    logp = torch.full((2, 256, cfg.n_bins), -30.0)
-    logp[0, :, 15] = 0.0  # every level: a in bin 15
-    logp[1, :, 4] = 0.0  # b in bin 4
-    model = with_series_prior(base, logp).eval()
-    assert model.cfg.series_prior and float(model.prior_gamma.detach()) == 1.0
-    path = tmp_path / "prior.safetensors"
-    save_model(model, path, {})
-    col = load_colorizer(path, device="cpu")
-    ab = col(np.full((1, 64, 64), 100, np.uint8))
-    grid = ab_grid(cfg)
-    assert np.allclose(ab[..., 0], float(grid[15]), atol=1e-3) and np.allclose(ab[..., 1], float(grid[4]), atol=1e-3)
-    # the model it came from is left without a prior
-    assert not base.cfg.series_prior
-
-
-def test_finetune_with_series_prior(color_clip, tiny_random_model, tmp_path):
-    run = tmp_path / "ftp"
-    events: list[str] = []
-    res = finetune([color_clip], run, base=tiny_random_model, steps=2, batch_size=2, crop=32, size=64,
-                   val_every=1, val_fraction=0.3, device="cpu", temperatures=None, series_prior=True,
-                   progress=lambda ev: events.append(ev["stage"]))
-    assert "prior" in events and (run / "init.safetensors").is_file()
-    meta = read_metadata(res["best"])
-    assert meta["config"].series_prior and "series_prior" in meta["info"]
-    assert meta["info"]["base_model"]["sha256"] == file_sha256(tiny_random_model)
-    col = load_colorizer(res["best"], device="cpu")
-    assert col(np.full((1, 64, 64), 128, np.uint8)).shape == (1, 32, 32, 2)

@@ -35,9 +35,6 @@ def register(subparsers) -> None:
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of frames held out for val (default 0.15)")
     p.add_argument("--keep-temperature", action="store_true",
                    help="keep the base model's decoding temperature (default: pick it on the val frames)")
-    p.add_argument("--series-prior", action="store_true",
-                   help="add the series' own a/b histograms per brightness level to the model's predictions "
-                        "(fitted on the train frames) and fine-tune on top of them")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages (the before/after table still prints)")
@@ -83,8 +80,6 @@ def run(args: argparse.Namespace) -> int:
         elif stage == "after" and state["bar"] is not None:
             state["bar"].__exit__(None, None, None)
             state["bar"] = None
-        elif stage == "prior":
-            err.print(f"series prior fitted on the train frames: starting model {ev['path']}")
         elif stage == "temperature":
             scores = ", ".join(f"T={t}: {r['ciede2000']:.2f}" for t, r in ev["rows"].items())
             err.print(f"decoding temperature on the val frames (CIEDE2000): {scores}; picked T={ev['picked']}")
@@ -95,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
             lr=args.lr, val_every=args.val_every, patience=args.patience or None, time_budget_s=args.time_budget,
             size=args.size, max_per_scene=args.max_per_scene, max_frames=args.max_frames,
             val_fraction=args.val_fraction, seed=args.seed, device=None if args.device == "auto" else args.device,
-            temperatures=None if args.keep_temperature else TEMPERATURES, series_prior=args.series_prior,
-            progress=progress,
+            temperatures=None if args.keep_temperature else TEMPERATURES, progress=progress,
         )
     finally:
         if state["bar"] is not None:

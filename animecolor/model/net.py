@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -18,9 +17,7 @@ from torch import nn
 
 from .backbone import build_backbone
 
-__all__ = ["ModelConfig", "ResidualColorizer", "ab_grid", "fuse_conv_bn", "PRIOR_LEVELS"]
-
-PRIOR_LEVELS = 256  # lightness levels of the series prior: level = round(L * 2.55), L in [0, 100]
+__all__ = ["ModelConfig", "ResidualColorizer", "ab_grid", "fuse_conv_bn"]
 
 
 @dataclass
@@ -36,10 +33,6 @@ class ModelConfig:
     ab_max: float = 110.0  # a/b range covered by the grid: [-ab_max, ab_max)
     temperature: float = 0.38  # annealed-mean temperature (ce head)
     working_long_side: int = 256  # model input size: long side in pixels (multiple of 32)
-    # ce head only: add ``prior_gamma * log p(a/b bin | L)`` to the logits, a per-series table of
-    # a/b histograms for each lightness level fitted on the series' frames (``fit_series_prior``).
-    # The network then only learns what brightness alone does not tell (shapes, context).
-    series_prior: bool = False
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -117,12 +110,6 @@ class ResidualColorizer(nn.Module):
         if self.cfg.head not in ("ce", "reg"):
             raise ValueError(f"unknown head {self.cfg.head!r}")
         self.register_buffer("grid", ab_grid(self.cfg), persistent=False)
-        if self.cfg.series_prior:
-            if self.cfg.head != "ce":
-                raise ValueError("series_prior needs the ce head")
-            # log p(bin | level) for the a and b axes; uniform until fit_series_prior fills it
-            self.register_buffer("prior_logp", torch.full((2, PRIOR_LEVELS, self.cfg.n_bins), -math.log(self.cfg.n_bins)))
-            self.prior_gamma = nn.Parameter(torch.tensor(1.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(x)
@@ -136,17 +123,7 @@ class ResidualColorizer(nn.Module):
         if self._out_stride != self.output_stride:
             scale = self._out_stride / self.output_stride
             out = F.interpolate(out, scale_factor=scale, mode="bilinear", align_corners=False)
-        if self.cfg.series_prior:
-            out = out + self.prior_gamma * self._prior_logits(x, out.shape[-2:]).to(out.dtype)
         return out
-
-    def _prior_logits(self, x: torch.Tensor, size) -> torch.Tensor:
-        """The series prior's log p(bin | L) at the output size, laid out like the head: ``(N, 2Q, h, w)``."""
-        lv = F.interpolate(x.float(), size=tuple(size), mode="area")[:, 0]
-        lv = ((lv + 1.0) * (0.5 * (PRIOR_LEVELS - 1))).round().clamp(0, PRIOR_LEVELS - 1).long()  # (N, h, w)
-        pr = self.prior_logp[:, lv]  # (2, N, h, w, Q)
-        n, h, w = lv.shape
-        return pr.permute(1, 0, 4, 2, 3).reshape(n, 2 * self.cfg.n_bins, h, w)
 
     def decode(self, out: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Head output -> a/b ``(N, 2, h, w)`` in Lab units."""
