@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from animecolor.color import gray_to_L, rgb_to_lab, y_to_gray
 from animecolor.frames import rgb_to_y
 from animecolor.train import TrainConfig, train
+from prepare_default import SIZE as REFERENCE_SIZE  # the 176 px scale validation is measured at
 
 
 def film_augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -47,7 +48,7 @@ class ShardFrames(Dataset):
     ``min_window`` > 0 (training only): the crop is a random square window of
     ``min_window``..S px (S = stored size) resized to ``crop`` px, so objects are
     seen at several scales; 0 = a plain ``crop``-px window.  Validation always
-    takes the centred window of ``crop * S / 176`` px resized to ``crop`` (a plain
+    takes the centred window of ``crop * S / REFERENCE_SIZE`` (176) px resized to ``crop`` (a plain
     centred crop for 176-px shards), so every run sees objects at one scale.
     """
 
@@ -58,7 +59,6 @@ class ShardFrames(Dataset):
             raise FileNotFoundError(f"no {split}-*.npz shards in {root}")
         self.rgb = np.concatenate([np.load(f)["rgb"] for f in files])
         self.crop, self.augment, self.seed, self.min_window = crop, augment, seed, min_window
-        self._epoch = 0
 
     def __len__(self) -> int:
         return len(self.rgb)
@@ -71,7 +71,7 @@ class ShardFrames(Dataset):
             c = int(rng.integers(self.min_window, min(H, W) + 1)) if self.min_window else self.crop
             y0, x0 = int(rng.integers(0, H - c + 1)), int(rng.integers(0, W - c + 1))
         else:
-            c = min(H, W, round(self.crop * min(H, W) / 176))
+            c = min(H, W, round(self.crop * min(H, W) / REFERENCE_SIZE))
             y0, x0 = (H - c) // 2, (W - c) // 2
         rgb = rgb[y0 : y0 + c, x0 : x0 + c]
         if c != self.crop:

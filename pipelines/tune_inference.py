@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from animecolor.colorize import ModelColorizer
-from animecolor.evaluate import evaluate_paths
-from animecolor.finetune import pick_setting
+from animecolor.evaluate import VIDEO_EXTENSIONS, evaluate_paths
+from animecolor.finetune import MIN_COLORFULNESS, pick_setting
 from animecolor.model import load_model, read_metadata, save_model
 
 
@@ -40,7 +40,7 @@ def val_clips(data: Path, root: Path) -> list[Path]:
     splits = collections.defaultdict(set)
     for f in m["frames"]:
         splits[f["source"]].add(f["split"])
-    vids = [s for s, sp in splits.items() if sp == {"val"} and Path(s).suffix.lower() in {".mp4", ".mkv", ".avi", ".webm", ".mov"}]
+    vids = [s for s, sp in splits.items() if sp == {"val"} and Path(s).suffix.lower() in VIDEO_EXTENSIONS]
     return [root / s for s in sorted(vids)]
 
 
@@ -52,7 +52,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="256,320")
     ap.add_argument("--temps", default="0.38,0.55,0.7,1.0")
     ap.add_argument("--stride", type=int, default=4)
-    ap.add_argument("--min-colorfulness", type=float, default=0.7, help="only pick settings at or above this ratio")
+    ap.add_argument("--min-colorfulness", type=float, default=MIN_COLORFULNESS,
+                    help=f"only pick settings at or above this ratio (default {MIN_COLORFULNESS})")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write", help="save the checkpoint with the picked settings here")
     args = ap.parse_args()
