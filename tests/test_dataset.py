@@ -248,7 +248,17 @@ def test_bad_inputs_skipped_and_empty_result_is_error(clips, tmp_path):
     gray = tmp_path / "gray.mkv"
     write_clip(gray, [np.repeat(f.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2) for f in clip_frames()[:20]])
     with pytest.raises(RuntimeError, match="no frames kept"):
-        build_dataset([gray, bad], tmp_path / "empty", size=48)
+        build_dataset([gray, bad], tmp_path / "empty" / "deep", size=48)
+    assert not (tmp_path / "empty").exists()  # nothing to resume from: no half-built folder left
+    kept = tmp_path / "existing"
+    kept.mkdir()
+    with pytest.raises(RuntimeError, match="no frames kept") as err:
+        build_dataset([bad], kept, size=48)
+    assert "[Errno" not in str(err.value)  # FFmpeg's message, not its error number
+    assert kept.is_dir() and not any(kept.iterdir())  # the user's own folder stays, emptied of staging
+    with pytest.raises(FileNotFoundError, match="no video or image"):
+        build_dataset([tmp_path / "missing.mkv"], tmp_path / "never", size=48)
+    assert not (tmp_path / "never").exists()
 
 
 def test_image_folder_alpha_composited(tmp_path):

@@ -276,8 +276,12 @@ def build_dataset(
     sources, skipped = discover(list(inputs))
     if not sources and not skipped:
         raise ValueError("no inputs given")
+    if not sources:  # fail before creating anything
+        raise FileNotFoundError(f"no video or image to read: {skipped[0][0]}: {skipped[0][1]}")
+    created = [p for p in (out, *out.parents) if not p.exists()]  # folders this build makes
     _prepare_out(out, overwrite)
     staging = out / ".staging"
+    staging_existed = staging.exists()
     staging.mkdir(exist_ok=True)
 
     known = ThumbIndex(params.thumb * params.thumb * 3)
@@ -302,7 +306,9 @@ def build_dataset(
             try:
                 meta = _stage_source(src, sdir, params, known, progress)
             except (av.error.FFmpegError, OSError, ValueError, IndexError, RuntimeError) as e:
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                text = getattr(e, "strerror", None) if isinstance(e, av.error.FFmpegError) else None
+                text = str(text or e).strip()
+                msg = text.splitlines()[0] if text else type(e).__name__
                 skipped.append((src.path, msg))
                 progress(BuildEvent("skipped", src.path, message=msg))
                 continue
@@ -324,6 +330,14 @@ def build_dataset(
     if not flat:
         why = ", ".join(f"{k} {v}" for k, v in drops.items() if v) or "no readable frames"
         bad = f"; {len(skipped)} unreadable input(s), first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+        # nothing to resume from: leave no half-built folder behind
+        if not staging_existed:  # an earlier build's staging stays for its resume
+            shutil.rmtree(staging, ignore_errors=True)
+        for d in created:  # innermost first; only folders that are still empty
+            try:
+                d.rmdir()
+            except OSError:
+                break
         raise RuntimeError(f"no frames kept from {frames_in} frames read ({why}){bad}")
 
     rng = np.random.default_rng(seed)
