@@ -174,3 +174,25 @@ def test_cli_baselines_only(clip, capsys):
 def test_cli_evaluate_bad_input(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "missing.mp4")]) == 1
     assert "animecolor: error:" in capsys.readouterr().err
+
+
+def test_cli_evaluate_bad_report_path_fails_before_evaluating(clip, tmp_path, capsys, monkeypatch):
+    from animecolor import evaluate as ev
+
+    def boom(*a, **k):
+        raise AssertionError("evaluated before checking the report path")
+
+    monkeypatch.setattr(ev, "evaluate_paths", boom)
+    for flag, path, msg in [("--markdown", tmp_path / "no_such_dir" / "r.md", "report folder does not exist"),
+                            ("--json", tmp_path, "report path is a directory")]:
+        assert main(["evaluate", str(clip), "--baselines-only", flag, str(path), "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "no_such_dir").exists()
+
+
+def test_cli_evaluate_says_when_it_replaces_a_report(clip, tmp_path, capsys):
+    md = tmp_path / "r.md"
+    md.write_text("old")
+    assert main(["evaluate", str(clip), "--baselines-only", "--max-frames", "2", "--markdown", str(md), "--quiet"]) == 0
+    assert "(replaced the previous file)" in capsys.readouterr().out and "old" not in md.read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 
 
@@ -63,6 +64,23 @@ def _model_names(paths: list[Path]) -> list[str]:
     return [n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names)]
 
 
+def _check_report_path(path: Path, error: type[Exception]) -> None:
+    """A report file must go into an existing, writable folder and must not name a folder."""
+    if path.is_dir():
+        raise error(f"report path is a directory: {path}; give a file name such as {path / 'report.md'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise error(f"report folder does not exist: {parent}")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise error(f"cannot write the report {path}: permission denied")
+
+
+def _write_report(path: Path, text: str, out) -> None:
+    replaced = path.exists()
+    path.write_text(text)
+    out.print(f"wrote {path}" + (" (replaced the previous file)" if replaced else ""))
+
+
 def _json_safe(obj):
     if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
         return None
@@ -92,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_side < 0:
         raise CLIError(f"--max-side must be >= 0 (0 = full size), got {args.max_side}")
     videos = ev.find_videos(args.inputs)  # fail early, before loading anything
+    for report_path in (args.json, args.markdown):  # ... and before a long evaluation
+        if report_path is not None:
+            _check_report_path(report_path, CLIError)
     smoother_factory = None
     if args.temporal:
         make_smoother(args.temporal)  # validates the name
@@ -177,9 +198,7 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"[dim]{n}[/]")
 
     if args.json:
-        args.json.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
-        out.print(f"wrote {args.json}")
+        _write_report(args.json, json.dumps(_json_safe(report), indent=2) + "\n", out)
     if args.markdown:
-        args.markdown.write_text(ev.to_markdown(report, notes))
-        out.print(f"wrote {args.markdown}")
+        _write_report(args.markdown, ev.to_markdown(report, notes), out)
     return 0
