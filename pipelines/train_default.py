@@ -91,7 +91,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="data/default")
     ap.add_argument("--out", default="runs/default")
-    ap.add_argument("--loss", default="ce", choices=["ce", "l1", "l2"])
+    ap.add_argument("--loss", default="ce", choices=["ce", "l1", "l2", "ce+l1"])
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--crop", type=int, default=160)

@@ -216,3 +216,29 @@ def test_finetune_missing_base_is_one_line_error(color_clip, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "base model not found" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "ft").exists()
+
+
+def test_ce_plus_l1_loss_pulls_the_decoded_mean_toward_the_l1_optimum():
+    """One prediction for three pixels whose true a/b disagree (-50, 40, 50): CE's best mean is their mean
+    (13), the L1-optimal color is their median (40); ``ce+l1`` lands nearer the median and its L1 error is lower."""
+    import torch
+
+    from animecolor.model import ModelConfig, ResidualColorizer
+
+    model = ResidualColorizer(ModelConfig(head="ce", decoder_widths=[8] * 5))
+    ab = torch.tensor([-50.0, 40.0, 50.0]).reshape(3, 1, 1, 1).expand(3, 2, 1, 1)
+    res = {}
+    for loss in ("ce", "ce+l1"):
+        logits = torch.zeros(1, 2 * model.cfg.n_bins, 1, 1, requires_grad=True)
+        fn = train_mod._loss_fn(model, loss, None)
+        opt = torch.optim.Adam([logits], lr=0.1)
+        for _ in range(300):
+            opt.zero_grad()
+            fn(logits.expand(3, -1, -1, -1), ab).backward()
+            opt.step()
+        mean = model.decode(logits.detach(), temperature=1.0)[0, 0, 0, 0].item()
+        res[loss] = (mean, (mean - ab[:, 0]).abs().mean().item())
+    assert abs(res["ce"][0] - 40 / 3) < 3, res
+    assert res["ce+l1"][0] > res["ce"][0] + 10 and res["ce+l1"][1] < res["ce"][1] - 3, res
+    with pytest.raises(ValueError, match="choose one of ce, l1, l2, ce\\+l1"):
+        train_mod._loss_fn(model, "huber", None)(logits, ab)
