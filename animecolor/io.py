@@ -82,6 +82,15 @@ class VideoInfo:
         return sum(1 for _, t, _ in self.side_streams if t == "subtitle")
 
 
+def check_output_folder(path: Path, what: str = "output") -> None:
+    """The folder that ``path`` will be written into must exist and be writable."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"{what} folder does not exist: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"{what} folder is not writable: {parent}")
+
+
 def check_input_path(path: Path, kind: str = "a video file") -> None:
     """One-line errors for an input that is missing, a directory or unreadable."""
     if not path.exists():

@@ -37,6 +37,7 @@ from .io import (
     _info,
     _open_input,
     _video_stream,
+    check_output_folder,
     choose_pix_fmt,
     plane_array,
 )
@@ -92,11 +93,7 @@ def _check_paths(src: Path, dst: Path, overwrite: bool) -> None:
         raise FileExistsError(f"output exists: {dst} (pass --overwrite to replace it)")
     if not dst.suffix:
         raise ValueError(f"output {dst} has no extension; use .mp4, .mkv, .mov, .avi or .webm")
-    parent = dst.parent if str(dst.parent) else Path(".")
-    if not parent.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {parent}")
-    if not os.access(parent, os.W_OK):
-        raise PermissionError(f"output folder is not writable: {parent}")
+    check_output_folder(dst)
 
 
 def _temp_path(dst: Path) -> Path:

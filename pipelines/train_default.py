@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from animecolor.color import gray_to_L, rgb_to_lab, y_to_gray
 from animecolor.frames import rgb_to_y
-from animecolor.train import TrainConfig, train
+from animecolor.train import LOSSES, TrainConfig, train
 from prepare_default import SIZE as REFERENCE_SIZE  # the 176 px scale validation is measured at
 
 
@@ -91,7 +91,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="data/default")
     ap.add_argument("--out", default="runs/default")
-    ap.add_argument("--loss", default="ce", choices=["ce", "l1", "l2", "ce+l1"])
+    ap.add_argument("--loss", default="ce", choices=LOSSES)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--crop", type=int, default=160)

@@ -66,12 +66,12 @@ def _model_names(paths: list[Path]) -> list[str]:
 
 def _check_report_path(path: Path, error: type[Exception]) -> None:
     """A report file must go into an existing, writable folder and must not name a folder."""
+    from ..io import check_output_folder
+
     if path.is_dir():
         raise error(f"report path is a directory: {path}; give a file name such as {path / 'report.md'}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise error(f"report folder does not exist: {parent}")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    check_output_folder(path, "report")
+    if path.exists() and not os.access(path, os.W_OK):
         raise error(f"cannot write the report {path}: permission denied")
 
 
