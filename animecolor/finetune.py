@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = [
-    "finetune", "file_sha256", "base_model_info", "loss_for_head", "check_crop", "evaluate_checkpoint",
+    "finetune", "file_sha256", "base_model_info", "loss_for_head", "trained_loss", "check_crop", "evaluate_checkpoint",
     "tune_temperature", "pick_setting", "TEMPERATURES",
 ]
 
@@ -53,16 +53,29 @@ def base_model_info(path: str | os.PathLike) -> dict[str, str]:
     return {"path": str(p.resolve()), "sha256": file_sha256(p)}
 
 
-def loss_for_head(head: str, loss: str | None = None, what: str = "the model") -> str:
-    """The training loss for a model head: ``ce`` for the ce head, ``l1`` (or the given l1/l2) for reg."""
+def loss_for_head(head: str, loss: str | None = None, what: str = "the model", default: str | None = None) -> str:
+    """The training loss for a model head: ``ce`` or ``ce+l1`` for the ce head, ``l1`` or ``l2`` for reg.
+
+    Without ``loss``: ``default`` (e.g. the loss the starting checkpoint was trained
+    with) when it fits the head, else ``ce`` / ``l1``.
+    """
+    from .train import LOSSES
+
+    fits = ("ce", "ce+l1") if head == "ce" else ("l1", "l2")
     if loss is None:
-        return "ce" if head == "ce" else "l1"
-    if loss not in ("ce", "l1", "l2"):
-        raise ValueError(f"unknown loss {loss!r}; choose ce, l1 or l2")
-    if (loss == "ce") != (head == "ce"):
-        fits = "ce" if head == "ce" else "l1 or l2"
-        raise ValueError(f"--loss {loss} does not fit the {head!r} head of {what}; use --loss {fits}")
+        return default if default in fits else fits[0]
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    if loss not in fits:
+        raise ValueError(f"--loss {loss} does not fit the {head!r} head of {what}; use --loss {' or '.join(fits)}")
     return loss
+
+
+def trained_loss(meta: dict) -> str | None:
+    """The loss a checkpoint was trained with, from its metadata (None when not recorded)."""
+    train = meta.get("info", {}).get("train")
+    loss = train.get("loss") if isinstance(train, dict) else None
+    return loss if isinstance(loss, str) else None
 
 
 def check_crop(crop: int, what: str = "--crop") -> int:
@@ -192,7 +205,7 @@ def finetune(
     check_schedule(steps, batch_size, val_every, patience)
     if crop > size:
         raise ValueError(f"--crop {crop} is larger than the stored frame --size {size}")
-    loss = loss_for_head(base_meta["config"].head, None, str(base_path))
+    loss = loss_for_head(base_meta["config"].head, None, str(base_path), default=trained_loss(base_meta))
     dev = resolve_device(device)
 
     # (a) frames of the series, split into train/val by scene or episode

@@ -17,6 +17,7 @@ Losses (``TrainConfig.loss``):
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -32,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .model import EfficientNetLite0, ModelConfig, ResidualColorizer, load_model, save_model
 
-__all__ = ["TrainConfig", "train", "rebalance_weights", "ce_loss", "evaluate_batches", "LOSSES"]
+__all__ = ["TrainConfig", "train", "rebalance_weights", "ce_loss", "evaluate_batches", "LOSSES", "ema_update"]
 
 LOSSES = ("ce", "l1", "l2", "ce+l1")
 L1_WEIGHT = 10.0  # ce+l1: weight of the L1 term (a/b in units of 100, so ~0.15 x 10 vs a CE of ~2-3)
@@ -54,6 +55,7 @@ class TrainConfig:
     patience: int | None = None  # early stop: val a/b MAE not improved for this many validations (None = off)
     seed: int = 0
     num_workers: int = 0
+    ema_decay: float | None = None  # validate and save an exponential moving average of the weights (e.g. 0.999)
     model: dict = field(default_factory=dict)  # ModelConfig overrides for a fresh model
 
     def to_json(self) -> str:
@@ -146,6 +148,19 @@ def _freeze_early(model: ResidualColorizer) -> list[torch.nn.Module]:
     return frozen
 
 
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    """``ema <- d * ema + (1 - d) * model`` for parameters (buffers copied), with ``d = min(decay, (1+step)/(10+step))``.
+
+    The warm-up of ``d`` keeps the average from remembering the first, random-decoder steps.
+    """
+    d = min(decay, (1.0 + step) / (10.0 + step))
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach(), 1.0 - d)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
 def build_model(cfg: TrainConfig, init: str | None) -> ResidualColorizer:
     """``init``: a checkpoint path to fine-tune/resume, or None for ImageNet backbone + fresh decoder."""
     if init:
@@ -197,6 +212,12 @@ def train(
         base_info.setdefault("base_model", str(init))
     model.to(device).to(memory_format=torch.channels_last).train()
     frozen = _freeze_early(model) if cfg.freeze_early else []
+    if cfg.ema_decay is not None and not 0.0 < cfg.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in (0, 1), got {cfg.ema_decay}")
+    # With ema_decay, the average is what gets validated and saved (best and last); a resumed
+    # run restarts from that average (the raw weights are not kept).
+    ema = copy.deepcopy(model).eval() if cfg.ema_decay else None
+    kept = ema if ema is not None else model
 
     weights = None
     if cfg.loss.startswith("ce"):
@@ -232,7 +253,7 @@ def train(
         meta = {**base_info, "step": step, "best_val": best, "since_best": since_best, "train": json.loads(cfg.to_json())}
         if val is not None:
             meta["val"] = val
-        save_model(model, path, meta)
+        save_model(kept, path, meta)
 
     t0 = time.time()
     step = start_step
@@ -255,6 +276,8 @@ def train(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
+            if ema is not None:
+                ema_update(ema, model, cfg.ema_decay, step - start_step)
             step += 1
             lv = loss.item()
             run_loss = lv if run_loss is None else 0.95 * run_loss + 0.05 * lv
@@ -263,7 +286,7 @@ def train(
             if callback:
                 callback({"step": step, "steps": cfg.steps, "loss": run_loss, "elapsed": elapsed})
             if step % cfg.val_every == 0 or step >= cfg.steps or over:
-                val = evaluate_batches(model, val_loader, device) if val_loader is not None else None
+                val = evaluate_batches(kept, val_loader, device) if val_loader is not None else None
                 score = val["ab_mae"] if val else -step
                 since_best = 0 if score < best else since_best + 1
                 if score < best:

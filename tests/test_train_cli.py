@@ -242,3 +242,62 @@ def test_ce_plus_l1_loss_pulls_the_decoded_mean_toward_the_l1_optimum():
     assert res["ce+l1"][0] > res["ce"][0] + 10 and res["ce+l1"][1] < res["ce"][1] - 3, res
     with pytest.raises(ValueError, match="choose one of ce, l1, l2, ce\\+l1"):
         train_mod._loss_fn(model, "huber", None)(logits, ab)
+
+
+def test_loss_for_head_fits_heads_and_inherits_the_checkpoint_loss():
+    from animecolor.commands.train import LOSS_CHOICES
+    from animecolor.finetune import loss_for_head, trained_loss
+
+    assert sorted(LOSS_CHOICES) == sorted(train_mod.LOSSES)  # the CLI's list is the trainer's
+    assert loss_for_head("ce") == "ce" and loss_for_head("reg") == "l1"
+    assert loss_for_head("ce", default="ce+l1") == "ce+l1"  # fine-tuning keeps the base model's loss
+    assert loss_for_head("ce", default="l1") == "ce"  # ...when it fits the head
+    assert loss_for_head("ce", "ce+l1") == "ce+l1" and loss_for_head("reg", "l2") == "l2"
+    for head, bad in (("ce", "l1"), ("reg", "ce+l1"), ("reg", "ce")):
+        with pytest.raises(ValueError, match="does not fit"):
+            loss_for_head(head, bad)
+    with pytest.raises(ValueError, match="unknown loss"):
+        loss_for_head("ce", "huber")
+    assert trained_loss({"info": {"train": {"loss": "ce+l1"}}}) == "ce+l1"
+    assert trained_loss({"info": {"note": "x"}}) is None and trained_loss({}) is None
+
+
+def test_train_cli_fine_tune_keeps_the_init_checkpoints_loss(tiny_dataset, tiny_random_model, tmp_path):
+    run1, run2 = tmp_path / "r1", tmp_path / "r2"
+    assert main(_train_args(tiny_dataset, run1, tiny_random_model, "--steps", "2", "--loss", "ce+l1")) == 0
+    assert read_metadata(run1 / "last.safetensors")["info"]["train"]["loss"] == "ce+l1"
+    assert main(_train_args(tiny_dataset, run2, run1 / "last.safetensors", "--steps", "2")) == 0
+    assert read_metadata(run2 / "last.safetensors")["info"]["train"]["loss"] == "ce+l1"
+
+
+def test_ema_update_averages_parameters_and_copies_buffers():
+    import torch
+
+    ema, model = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        ema.weight.fill_(0.0)
+        model.weight.fill_(1.0)
+        model.running_mean.fill_(5.0)
+    train_mod.ema_update(ema, model, decay=0.9, step=1000)  # d = min(0.9, 1001/1010) = 0.9
+    assert torch.allclose(ema.weight, torch.full((3,), 0.1))
+    assert torch.equal(ema.running_mean, model.running_mean)
+    train_mod.ema_update(ema, model, decay=0.9, step=0)  # warm-up: d = 1/10
+    assert torch.allclose(ema.weight, torch.full((3,), 0.1 * 0.1 + 0.9))
+
+
+def test_train_cli_ema_saves_the_average(tiny_dataset, tiny_random_model, tmp_path, capsys):
+    import torch
+    from safetensors.torch import load_file
+
+    run, raw = tmp_path / "ema", tmp_path / "raw"
+    assert main(_train_args(tiny_dataset, run, tiny_random_model, "--steps", "4", "--ema-decay", "0.99")) == 0
+    assert main(_train_args(tiny_dataset, raw, tiny_random_model, "--steps", "4")) == 0
+    assert read_metadata(run / "last.safetensors")["info"]["train"]["ema_decay"] == 0.99
+    init, e, r = (load_file(p) for p in (tiny_random_model, run / "last.safetensors", raw / "last.safetensors"))
+    key = "lateral.0.0.weight"  # a trained (not frozen) decoder conv
+    # Same seed and data: the average lies between the start and the raw weights, nearer the raw ones
+    # (early decay is small), and differs from both.
+    moved_raw, moved_ema = (r[key] - init[key]).norm(), (e[key] - init[key]).norm()
+    assert 0 < moved_ema < moved_raw and not torch.equal(e[key], r[key])
+    assert main(_train_args(tiny_dataset, tmp_path / "bad", tiny_random_model, "--ema-decay", "1.5")) == 1
+    assert "--ema-decay" in capsys.readouterr().err

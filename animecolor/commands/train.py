@@ -5,7 +5,10 @@ import argparse
 import math
 from pathlib import Path
 
-__all__ = ["register", "run", "TrainBar"]
+__all__ = ["register", "run", "TrainBar", "LOSS_CHOICES"]
+
+# = animecolor.train.LOSSES (kept here so that `--help` does not import torch; a test checks they agree)
+LOSS_CHOICES = ("ce", "ce+l1", "l1", "l2")
 
 
 def register(subparsers) -> None:
@@ -22,8 +25,9 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--out", required=True, type=Path, metavar="RUN_DIR", help="run folder (checkpoints, history.jsonl)")
     p.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint (fine-tune); default: ImageNet backbone + fresh decoder")
-    p.add_argument("--loss", choices=["ce", "l1", "l2"], default=None,
-                   help="ce (classification, default), l1 or l2 (regression); with --init: what its head needs")
+    p.add_argument("--loss", choices=LOSS_CHOICES, default=None,
+                   help="ce (classification, default), ce+l1 (ce plus L1 on the decoded color; the shipped model's), "
+                        "l1 or l2 (regression); with --init: default the loss that checkpoint was trained with")
     p.add_argument("--steps", type=int, default=2000, help="total training steps, counted across resumes (default 2000)")
     p.add_argument("--batch-size", type=int, default=16, help="crops per step (default 16)")
     p.add_argument("--crop", type=int, default=160, help="training crop in px, multiple of 32 (default 160)")
@@ -34,6 +38,8 @@ def register(subparsers) -> None:
                    help="stop when val a/b MAE has not improved for P validations (default: off)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop (after a last validation and save) once this much time has passed")
+    p.add_argument("--ema-decay", type=float, default=None, metavar="D",
+                   help="validate and save a moving average of the weights (e.g. 0.999; default: off)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -86,12 +92,14 @@ def run(args: argparse.Namespace) -> int:
 
     from ..colorize import resolve_device
     from ..dataset import FrameDataset
-    from ..finetune import base_model_info, check_crop, check_schedule, loss_for_head
+    from ..finetune import base_model_info, check_crop, check_schedule, loss_for_head, trained_loss
     from ..model import read_metadata
     from ..train import TrainConfig, train
 
     err = Console(stderr=True, highlight=False, quiet=args.quiet)
     check_schedule(args.steps, args.batch_size, args.val_every, args.patience)
+    if args.ema_decay is not None and not 0.0 < args.ema_decay < 1.0:
+        raise ValueError(f"--ema-decay must be between 0 and 1 (e.g. 0.999), got {args.ema_decay}")
     crop = check_crop(args.crop)
     val_crop = check_crop(args.val_crop, "--val-crop") if args.val_crop is not None else crop
 
@@ -99,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     resume_info = read_metadata(last)["info"] if last.is_file() else None
     if args.init is not None:
         init_meta = read_metadata(args.init)  # missing/bad --init: one-line error before loading data
-        loss = loss_for_head(init_meta["config"].head, args.loss, str(args.init))
+        loss = loss_for_head(init_meta["config"].head, args.loss, str(args.init), default=trained_loss(init_meta))
     else:
         loss = args.loss or "ce"
     if resume_info is not None and isinstance(resume_info.get("train"), dict):
@@ -133,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         loss=loss, steps=args.steps, batch_size=args.batch_size, lr=lr, val_every=args.val_every,
         patience=args.patience, time_budget_s=args.time_budget, seed=args.seed, num_workers=args.workers,
+        ema_decay=args.ema_decay,
     )
     err.print(
         f"animecolor: training on {len(train_set)} frames (val {len(val_set)}) from {args.dataset}, "
