@@ -173,6 +173,7 @@ def finetune(
     device: str | None = "auto",
     temperatures: tuple[float, ...] | None = TEMPERATURES,
     progress: ProgressFn | None = None,
+    loss: str | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``base`` (default: the shipped weights) on color episodes of one series.
 
@@ -184,6 +185,8 @@ def finetune(
     Returns ``{"before", "after", "best", "steps", "steps_run", "stopped_early", ...}``;
     metrics are :func:`animecolor.train.evaluate_batches` dicts (``ab_mae``,
     ``chroma_ratio``, ``n``) on the val split at the full stored frame size.
+
+    ``loss``: default the loss the base model was trained with (:func:`loss_for_head`).
 
     ``temperatures`` (``ce`` head; ``None`` keeps the base model's): the decoding
     temperature of ``best.safetensors`` is picked on the val frames with
@@ -205,7 +208,7 @@ def finetune(
     check_schedule(steps, batch_size, val_every, patience)
     if crop > size:
         raise ValueError(f"--crop {crop} is larger than the stored frame --size {size}")
-    loss = loss_for_head(base_meta["config"].head, None, str(base_path), default=trained_loss(base_meta))
+    loss = loss_for_head(base_meta["config"].head, loss, str(base_path), default=trained_loss(base_meta))
     dev = resolve_device(device)
 
     # (a) frames of the series, split into train/val by scene or episode

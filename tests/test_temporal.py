@@ -201,3 +201,17 @@ def test_static_alpha_smooths_still_background_more_and_keeps_the_square():
     assert trail_error(clean, xs) < 6.0  # the moving square still leaves no ghost
     with pytest.raises(ValueError):
         FlowSmoother(static_alpha=0.0)
+
+
+def test_default_smooths_still_scenes_harder_than_flow():
+    """flow2 (the default) uses a smaller alpha where nothing moves: less flicker on a still shot."""
+    assert temporal.DEFAULT == "flow2" and make_smoother("flow2").static_alpha is not None
+    gray = np.stack([_texture(1)] * 30)
+    rng = np.random.default_rng(5)
+    noisy = np.broadcast_to(BG_AB, gray.shape + (2,)) + rng.normal(0, 6.0, (30, 1, 1, 2)).astype(np.float32)
+
+    def flicker(x):
+        return float(np.abs(np.diff(x.mean(axis=(1, 2)), axis=0)).mean())
+
+    f_flow, f_flow2 = (flicker(run(make_smoother(n), gray, noisy)[5:]) for n in ("flow", "flow2"))
+    assert f_flow2 < 0.8 * f_flow < 0.8 * flicker(noisy[5:])

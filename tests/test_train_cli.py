@@ -195,10 +195,11 @@ def test_finetune_cli_table_and_episode_loads(color_clip, tiny_random_model, tmp
     run = tmp_path / "ft"
     rc = main(["finetune", str(color_clip), "-o", str(run), "--base", str(tiny_random_model), "--steps", "2",
                "--batch-size", "2", "--crop", "32", "--size", "64", "--val-every", "1", "--val-fraction", "0.3",
-               "--device", "cpu", "-q"])
+               "--device", "cpu", "-q", "--loss", "ce+l1"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "before" in out and "after" in out and "a/b MAE" in out
+    assert read_metadata(run / "last.safetensors")["info"]["train"]["loss"] == "ce+l1"
     # A different base for the same run folder is refused (provenance would lie).
     other = tmp_path / "other.safetensors"
     from animecolor.model import load_model, save_model
@@ -210,11 +211,14 @@ def test_finetune_cli_table_and_episode_loads(color_clip, tiny_random_model, tmp
     assert "another base model" in capsys.readouterr().err
 
 
-def test_finetune_missing_base_is_one_line_error(color_clip, tmp_path, capsys):
+def test_finetune_missing_base_and_bad_loss_are_one_line_errors(color_clip, tiny_random_model, tmp_path, capsys):
     rc = main(["finetune", str(color_clip), "-o", str(tmp_path / "ft"), "--base", str(tmp_path / "missing.safetensors")])
     assert rc == 1
     err = capsys.readouterr().err.strip()
     assert "base model not found" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "ft").exists()
+    rc = main(["finetune", str(color_clip), "-o", str(tmp_path / "ft"), "--base", str(tiny_random_model), "--loss", "l1"])
+    assert rc == 1 and "does not fit" in capsys.readouterr().err  # a regression loss on the ce head
     assert not (tmp_path / "ft").exists()
 
 

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
                    help="model input long side, multiple of 32 (default: the checkpoint's, 320 for the shipped "
                         "weights); 256 is ~1.6x faster, a little less accurate")
     p.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default: 32 on CUDA, 8 on CPU)")
-    p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=default_temporal(), help="temporal chroma smoother")
+    p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=default_temporal(), help="temporal chroma smoother (default: %(default)s; see docs/temporal.md)")
     p.add_argument("--codec", default="libx264", help="video encoder: libx264 (default), libx265, libsvtav1, ...")
     p.add_argument("--crf", type=int, default=18, help="constant rate factor (lower = better, default 18)")
     p.add_argument("--preset", default=None, help="encoder preset (default: medium for x264/x265, 8 for SVT-AV1)")

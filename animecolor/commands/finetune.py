@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .train import LOSS_CHOICES
+
 __all__ = ["register", "run"]
 
 
@@ -33,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-per-scene", type=int, default=8, help="frames kept per scene at most (default 8)")
     p.add_argument("--max-frames", type=int, default=None, help="total frames at most")
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of frames held out for val (default 0.15)")
+    p.add_argument("--loss", choices=LOSS_CHOICES, default=None,
+                   help="training loss (default: the one the base model was trained with, ce+l1 for the shipped model)")
     p.add_argument("--keep-temperature", action="store_true",
                    help="keep the base model's decoding temperature (default: pick it on the val frames)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -90,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             lr=args.lr, val_every=args.val_every, patience=args.patience or None, time_budget_s=args.time_budget,
             size=args.size, max_per_scene=args.max_per_scene, max_frames=args.max_frames,
             val_fraction=args.val_fraction, seed=args.seed, device=None if args.device == "auto" else args.device,
-            temperatures=None if args.keep_temperature else TEMPERATURES, progress=progress,
+            temperatures=None if args.keep_temperature else TEMPERATURES, progress=progress, loss=args.loss,
         )
     finally:
         if state["bar"] is not None:
