@@ -74,8 +74,10 @@ def main() -> None:
     for (ws, t), r in rows.items():
         print(f"| {ws} | {t:.2f} | {r['ciede2000']:.2f} | {r['colorfulness_ratio']:.2f} |")
     ws, t = pick_setting(rows, args.min_colorfulness)
-    print(f"\npicked working_long_side = {ws}, temperature = {t} "
-          f"(lowest CIEDE2000 with colorfulness ratio >= {args.min_colorfulness})")
+    met = any(r["colorfulness_ratio"] >= args.min_colorfulness for r in rows.values())
+    why = (f"lowest CIEDE2000 with colorfulness ratio >= {args.min_colorfulness}" if met else
+           f"no setting keeps a colorfulness ratio of {args.min_colorfulness}: lowest CIEDE2000 of all")
+    print(f"\npicked working_long_side = {ws}, temperature = {t} ({why})")
     if args.write:
         model.cfg.working_long_side, model.cfg.temperature = ws, t
         info = dict(read_metadata(args.checkpoint)["info"])
