@@ -59,9 +59,9 @@ def loss_for_head(head: str, loss: str | None = None, what: str = "the model", d
     Without ``loss``: ``default`` (e.g. the loss the starting checkpoint was trained
     with) when it fits the head, else ``ce`` / ``l1``.
     """
-    from .train import LOSSES
+    from .train import HEAD_LOSSES, LOSSES
 
-    fits = ("ce", "ce+l1") if head == "ce" else ("l1", "l2")
+    fits = HEAD_LOSSES["ce" if head == "ce" else "reg"]
     if loss is None:
         return default if default in fits else fits[0]
     if loss not in LOSSES:

@@ -33,9 +33,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from .model import EfficientNetLite0, ModelConfig, ResidualColorizer, load_model, save_model
 
-__all__ = ["TrainConfig", "train", "rebalance_weights", "ce_loss", "evaluate_batches", "LOSSES", "ema_update"]
+__all__ = ["TrainConfig", "train", "rebalance_weights", "ce_loss", "evaluate_batches", "LOSSES", "HEAD_LOSSES",
+           "head_for_loss", "check_ema_decay", "ema_update"]
 
 LOSSES = ("ce", "l1", "l2", "ce+l1")
+# The losses each model head trains with (the first is the head's default); together, LOSSES.
+HEAD_LOSSES = {"ce": ("ce", "ce+l1"), "reg": ("l1", "l2")}
 L1_WEIGHT = 10.0  # ce+l1: weight of the L1 term (a/b in units of 100, so ~0.15 x 10 vs a CE of ~2-3)
 
 
@@ -148,6 +151,20 @@ def _freeze_early(model: ResidualColorizer) -> list[torch.nn.Module]:
     return frozen
 
 
+def head_for_loss(loss: str) -> str:
+    """The model head a loss trains: ``ce`` or ``reg`` (:data:`HEAD_LOSSES`)."""
+    for head, losses in HEAD_LOSSES.items():
+        if loss in losses:
+            return head
+    raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+def check_ema_decay(decay: float | None, what: str = "ema_decay") -> None:
+    """``None`` (off) or a decay strictly between 0 and 1."""
+    if decay is not None and not 0.0 < decay < 1.0:
+        raise ValueError(f"{what} must be between 0 and 1 (e.g. 0.999), got {decay}")
+
+
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
     """``ema <- d * ema + (1 - d) * model`` for parameters (buffers copied), with ``d = min(decay, (1+step)/(10+step))``.
@@ -165,7 +182,7 @@ def build_model(cfg: TrainConfig, init: str | None) -> ResidualColorizer:
     """``init``: a checkpoint path to fine-tune/resume, or None for ImageNet backbone + fresh decoder."""
     if init:
         return load_model(init).train()
-    mcfg = ModelConfig(**{**dataclasses.asdict(ModelConfig()), "head": "ce" if cfg.loss.startswith("ce") else "reg", **cfg.model})
+    mcfg = ModelConfig(**{**dataclasses.asdict(ModelConfig()), "head": head_for_loss(cfg.loss), **cfg.model})
     model = ResidualColorizer(mcfg)
     if isinstance(model.backbone, EfficientNetLite0):
         model.backbone.load_imagenet(EfficientNetLite0.default_weights_path())
@@ -212,15 +229,14 @@ def train(
         base_info.setdefault("base_model", str(init))
     model.to(device).to(memory_format=torch.channels_last).train()
     frozen = _freeze_early(model) if cfg.freeze_early else []
-    if cfg.ema_decay is not None and not 0.0 < cfg.ema_decay < 1.0:
-        raise ValueError(f"ema_decay must be in (0, 1), got {cfg.ema_decay}")
+    check_ema_decay(cfg.ema_decay)
     # With ema_decay, the average is what gets validated and saved (best and last); a resumed
     # run restarts from that average (the raw weights are not kept).
     ema = copy.deepcopy(model).eval() if cfg.ema_decay else None
     kept = ema if ema is not None else model
 
     weights = None
-    if cfg.loss.startswith("ce"):
+    if head_for_loss(cfg.loss) == "ce":
         if ab_samples is None:
             ab_samples = _sample_ab(train_set, cfg.seed)
         weights = rebalance_weights(ab_samples, model.cfg, cfg.rebalance_lambda).to(device)

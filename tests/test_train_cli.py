@@ -253,6 +253,8 @@ def test_loss_for_head_fits_heads_and_inherits_the_checkpoint_loss():
     from animecolor.finetune import loss_for_head, trained_loss
 
     assert sorted(LOSS_CHOICES) == sorted(train_mod.LOSSES)  # the CLI's list is the trainer's
+    assert sorted(sum(train_mod.HEAD_LOSSES.values(), ())) == sorted(train_mod.LOSSES)  # every loss has one head
+    assert [train_mod.head_for_loss(x) for x in ("ce", "ce+l1", "l1", "l2")] == ["ce", "ce", "reg", "reg"]
     assert loss_for_head("ce") == "ce" and loss_for_head("reg") == "l1"
     assert loss_for_head("ce", default="ce+l1") == "ce+l1"  # fine-tuning keeps the base model's loss
     assert loss_for_head("ce", default="l1") == "ce"  # ...when it fits the head

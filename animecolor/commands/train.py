@@ -94,12 +94,11 @@ def run(args: argparse.Namespace) -> int:
     from ..dataset import FrameDataset
     from ..finetune import base_model_info, check_crop, check_schedule, loss_for_head, trained_loss
     from ..model import read_metadata
-    from ..train import TrainConfig, train
+    from ..train import TrainConfig, check_ema_decay, train
 
     err = Console(stderr=True, highlight=False, quiet=args.quiet)
     check_schedule(args.steps, args.batch_size, args.val_every, args.patience)
-    if args.ema_decay is not None and not 0.0 < args.ema_decay < 1.0:
-        raise ValueError(f"--ema-decay must be between 0 and 1 (e.g. 0.999), got {args.ema_decay}")
+    check_ema_decay(args.ema_decay, "--ema-decay")
     crop = check_crop(args.crop)
     val_crop = check_crop(args.val_crop, "--val-crop") if args.val_crop is not None else crop
 
