@@ -30,8 +30,10 @@ __all__ = [
     "tune_temperature", "pick_setting", "TEMPERATURES",
 ]
 
-#: Annealed-mean temperatures ``finetune`` tries on the val frames (``ce`` head).
-TEMPERATURES = (0.38, 0.55, 0.7, 1.0)
+#: Annealed-mean temperatures ``finetune`` tries on the val frames (``ce`` head).  Above 1 the
+#: bin distribution is flattened further than the plain mean's: duller, safer colors.  On one
+#: series' palette the val frames keep preferring higher T up to 2 (docs/finetune.md).
+TEMPERATURES = (0.38, 0.55, 0.7, 1.0, 1.4, 2.0)
 #: ... of which it keeps the lowest CIEDE2000 that keeps at least this share of the original's colorfulness.
 MIN_COLORFULNESS = 0.7
 
@@ -94,14 +96,19 @@ def check_schedule(steps: int, batch_size: int, val_every: int, patience: int | 
         raise ValueError(f"--patience must be at least 1, got {patience}")
 
 
-def evaluate_checkpoint(path: str | os.PathLike, val_set, device, batch_size: int = 16) -> dict:
-    """Val a/b MAE and chroma ratio (:func:`animecolor.train.evaluate_batches`) of a checkpoint file."""
+def evaluate_checkpoint(
+    path: str | os.PathLike, val_set, device, batch_size: int = 16, temperature: float | None = None
+) -> dict:
+    """Val a/b MAE and chroma ratio (:func:`animecolor.train.evaluate_batches`) of a checkpoint file,
+    decoded at ``temperature`` (``ce`` head) if given, else at the checkpoint's own."""
     from torch.utils.data import DataLoader
 
     from .model import load_model
     from .train import evaluate_batches
 
     model = load_model(path, device=device)
+    if temperature is not None:
+        model.cfg.temperature = float(temperature)
     return evaluate_batches(model, DataLoader(val_set, batch_size=batch_size, shuffle=False), device)
 
 
@@ -274,7 +281,9 @@ def finetune(
     best = run / "best.safetensors"
     if not best.is_file():  # cannot happen after a completed train(); guards a hand-edited run dir
         raise RuntimeError(f"training wrote no {best}")
-    after = evaluate_checkpoint(best, val_set, dev, batch)
+    # at the base's decoding temperature, as training validated it: a rerun of a finished run
+    # (whose best.safetensors holds the temperature picked last time) prints the same table
+    after = evaluate_checkpoint(best, val_set, dev, batch, temperature=base_meta["config"].temperature)
     emit({"stage": "after", "metrics": after})
 
     # (e) make best.safetensors self-describing: provenance + before/after
@@ -290,7 +299,7 @@ def finetune(
     if temperatures and model.cfg.head == "ce":
         val_rgb = np.stack(list(val_set.rgb_frames()))
         picked, rows = tune_temperature(model, val_rgb, temperatures, device=dev)
-        tuned = {"picked": picked, "base": model.cfg.temperature, "rows": rows,
+        tuned = {"picked": picked, "base": base_meta["config"].temperature, "rows": rows,
                  "rule": f"lowest CIEDE2000 with colorfulness ratio >= {MIN_COLORFULNESS}"}
         emit({"stage": "temperature", **tuned})
         model.cfg.temperature = picked
@@ -307,6 +316,7 @@ def finetune(
         "improved": after["ab_mae"] < before["ab_mae"],
         "steps": best_steps,
         "steps_run": summary["step"],
+        "trained_now": bool(summary["history"]),  # False: the run had already finished (a rerun)
         "stopped_early": summary["stopped_early"],
         "batch_size": batch,
         "elapsed": time.perf_counter() - t0,

@@ -169,6 +169,11 @@ def test_finetune_library_self_describing_checkpoint(color_clip, tiny_random_mod
     res2 = finetune([color_clip], tmp_path / "ft", base=tiny_random_model, steps=3, batch_size=2, crop=32, size=64,
                     val_every=2, device="cpu")
     assert res2["dataset"]["reused"] and res2["steps_run"] == 3
+    assert res["trained_now"] and not res2["trained_now"]
+    # "after" is measured at the base's temperature both times, not at the one picked by the first run
+    assert res2["after"]["ab_mae"] == pytest.approx(res["after"]["ab_mae"])
+    base_t = read_metadata(tiny_random_model)["config"].temperature
+    assert res["temperature"]["base"] == res2["temperature"]["base"] == base_t
     assert read_metadata(best)["info"]["base_model"]["sha256"] == info["base_model"]["sha256"]
 
 

@@ -110,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
     out = Console(highlight=False)
     out.print(t)
     why = "early stop" if res["stopped_early"] else ("time budget" if res["steps_run"] < args.steps else "all steps")
-    out.print(f"trained {res['steps_run']} steps ({why}) in {res['elapsed']:.0f} s; wrote {res['best']}")
+    if res["trained_now"]:
+        out.print(f"trained {res['steps_run']} steps ({why}) in {res['elapsed']:.0f} s; wrote {res['best']}")
+    else:
+        out.print(f"training had already finished at step {res['steps_run']} ({why}); "
+                  f"re-scored and re-tuned in {res['elapsed']:.0f} s; wrote {res['best']}")
     if not res["improved"]:
         err.print("animecolor: warning: fine-tuning did not lower the val a/b MAE; the base model may be the better choice")
     out.print(f"use it: animecolor episode BW.mp4 out.mp4 --weights {res['best']}")
