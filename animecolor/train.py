@@ -59,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     ema_decay: float | None = None  # validate and save an exponential moving average of the weights (e.g. 0.999)
+    l1_weight: float = L1_WEIGHT  # ce+l1: weight of the L1 term
     model: dict = field(default_factory=dict)  # ModelConfig overrides for a fresh model
 
     def to_json(self) -> str:
@@ -98,13 +99,13 @@ def ce_loss(out: torch.Tensor, ab: torch.Tensor, cfg: ModelConfig, weights: torc
     return nll.mean()
 
 
-def _loss_fn(model: ResidualColorizer, loss: str, weights: torch.Tensor | None) -> Callable:
+def _loss_fn(model: ResidualColorizer, loss: str, weights: torch.Tensor | None, l1_weight: float = L1_WEIGHT) -> Callable:
     def fn(out: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         if loss == "ce":
             return ce_loss(out, ab, model.cfg, weights)
         if loss == "ce+l1":
             mean = model.decode(out, temperature=1.0)
-            return ce_loss(out, ab, model.cfg, weights) + L1_WEIGHT * F.l1_loss(mean / 100.0, ab / 100.0)
+            return ce_loss(out, ab, model.cfg, weights) + l1_weight * F.l1_loss(mean / 100.0, ab / 100.0)
         pred = out.float()
         target = ab / 100.0
         if loss == "l1":
@@ -240,7 +241,7 @@ def train(
         if ab_samples is None:
             ab_samples = _sample_ab(train_set, cfg.seed)
         weights = rebalance_weights(ab_samples, model.cfg, cfg.rebalance_lambda).to(device)
-    loss_fn = _loss_fn(model, cfg.loss, weights)
+    loss_fn = _loss_fn(model, cfg.loss, weights, cfg.l1_weight)
 
     bb_params = [p for p in model.backbone.parameters() if p.requires_grad]
     other = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]

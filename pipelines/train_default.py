@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from animecolor.color import gray_to_L, rgb_to_lab, y_to_gray
 from animecolor.frames import rgb_to_y
-from animecolor.train import LOSSES, TrainConfig, train
+from animecolor.train import L1_WEIGHT, LOSSES, TrainConfig, train
 from prepare_default import SIZE as REFERENCE_SIZE  # the 176 px scale validation is measured at
 
 
@@ -102,12 +102,13 @@ def main() -> int:
     ap.add_argument("--time-budget", type=float, default=None, help="seconds")
     ap.add_argument("--init", default=None, help="checkpoint to start from")
     ap.add_argument("--ema-decay", type=float, default=None, help="validate/save a moving average of the weights")
+    ap.add_argument("--l1-weight", type=float, default=L1_WEIGHT, help="ce+l1: weight of the L1 term")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(loss=args.loss, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       val_every=args.val_every, time_budget_s=args.time_budget,
-                      ema_decay=args.ema_decay)
+                      ema_decay=args.ema_decay, l1_weight=args.l1_weight)
     tr = ShardFrames(args.data, "train", args.crop, augment=True, min_window=args.min_window)
     va = ShardFrames(args.data, "val", args.crop, augment=False)
     manifest = json.loads((Path(args.data) / "manifest.json").read_text())

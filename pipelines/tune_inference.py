@@ -74,7 +74,7 @@ def main() -> None:
     for (ws, t), r in rows.items():
         print(f"| {ws} | {t:.2f} | {r['ciede2000']:.2f} | {r['colorfulness_ratio']:.2f} |")
     ws, t = pick_setting(rows, args.min_colorfulness)
-    met = any(r["colorfulness_ratio"] >= args.min_colorfulness for r in rows.values())
+    met = rows[(ws, t)]["colorfulness_ratio"] >= args.min_colorfulness  # pick_setting falls back to all rows
     why = (f"lowest CIEDE2000 with colorfulness ratio >= {args.min_colorfulness}" if met else
            f"no setting keeps a colorfulness ratio of {args.min_colorfulness}: lowest CIEDE2000 of all")
     print(f"\npicked working_long_side = {ws}, temperature = {t} ({why})")

@@ -249,6 +249,11 @@ def test_ce_plus_l1_loss_pulls_the_decoded_mean_toward_the_l1_optimum():
         res[loss] = (mean, (mean - ab[:, 0]).abs().mean().item())
     assert abs(res["ce"][0] - 40 / 3) < 3, res
     assert res["ce+l1"][0] > res["ce"][0] + 10 and res["ce+l1"][1] < res["ce"][1] - 3, res
+    # the L1 term's weight is TrainConfig.l1_weight: at 0 the loss is plain CE
+    x = torch.randn(3, 2 * model.cfg.n_bins, 1, 1)
+    ce = train_mod._loss_fn(model, "ce", None)(x, ab).item()
+    assert train_mod._loss_fn(model, "ce+l1", None, l1_weight=0.0)(x, ab).item() == pytest.approx(ce)
+    assert train_mod._loss_fn(model, "ce+l1", None, l1_weight=20.0)(x, ab).item() > ce + 1e-3
     with pytest.raises(ValueError, match="choose one of ce, l1, l2, ce\\+l1"):
         train_mod._loss_fn(model, "huber", None)(logits, ab)
 
