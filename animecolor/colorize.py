@@ -196,22 +196,34 @@ def check_working_size(px: int) -> int:
     return px
 
 
+def check_temperature(t: float) -> float:
+    """Validate a ``--temperature`` (annealed-mean decoding of a classification-head model)."""
+    if not (0.05 <= t <= 10):
+        raise ValueError(f"--temperature must be between 0.05 and 10, got {t}")
+    return float(t)
+
+
 def load_colorizer(
     weights: str | os.PathLike | None = None,
     device: str | None = None,
     compile: bool = False,
     working_long_side: int | None = None,
+    temperature: float | None = None,
 ) -> ModelColorizer:
     """Load a checkpoint (default: the shipped ``weights/default.safetensors``).
 
     ``working_long_side`` overrides the checkpoint's model input size (long side,
     px): smaller is faster (cost grows with its square), the checkpoint's own
-    value is the one its quality was measured at.
+    value is the one its quality was measured at.  ``temperature`` overrides the
+    decoding temperature of a classification-head model: lower is more vivid,
+    higher duller and safer; the checkpoint's own value was picked on validation clips.
     """
     from .model import WeightsError, load_model
 
     if working_long_side is not None:
         check_working_size(working_long_side)
+    if temperature is not None:
+        check_temperature(temperature)
     path = Path(weights) if weights else DEFAULT_WEIGHTS
     if weights is None and not path.is_file():
         raise WeightsError(f"shipped default weights are missing: {path} (pass --weights)")
@@ -219,4 +231,8 @@ def load_colorizer(
     model = load_model(path, device="cpu")
     if working_long_side is not None:
         model.cfg.working_long_side = working_long_side
+    if temperature is not None:
+        if model.cfg.head != "ce":
+            raise ValueError(f"--temperature needs a classification-head model; {path.name} regresses a/b directly")
+        model.cfg.temperature = temperature
     return ModelColorizer(model, dev, compile=compile, name=path.name)

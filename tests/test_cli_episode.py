@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import decode_planes
 
 from animecolor.cli import main
@@ -36,6 +37,7 @@ def test_episode_cli_errors_are_one_line(clip, tmp_path, tiny_random_model, caps
         ([str(src), str(tmp_path / "o.mp4"), "--codec", "no-such-codec"], "not available"),
         ([str(src), str(tmp_path / "o.mp4"), "--threads", "0"], "--threads must be >= 1"),
         ([str(src), str(tmp_path / "o.mp4"), "--working-size", "100"], "--working-size must be a multiple of 32"),
+        ([str(src), str(tmp_path / "o.mp4"), "--temperature", "0"], "--temperature must be between"),
     ]
     for argv, msg in cases:
         rc = main(["episode", *argv, *w])
@@ -62,3 +64,18 @@ def test_working_size_overrides_the_checkpoint(tiny_random_model):
     col = load_colorizer(tiny_random_model, "cpu", working_long_side=128)
     assert col.working_size(640, 480) == (128, 96)
     assert col(np.full((1, 96, 128), 100, np.uint8)).shape == (1, 48, 64, 2)
+
+
+def test_temperature_overrides_the_checkpoint(tiny_random_model, tmp_path):
+    """Lower temperature = more saturated decoded colors; a regression head refuses the option."""
+    from animecolor.colorize import load_colorizer
+    from animecolor.model import ModelConfig, ResidualColorizer, save_model
+
+    gray = np.random.default_rng(0).integers(0, 256, (2, 64, 64), dtype=np.uint8)
+    chroma = {t: np.abs(load_colorizer(tiny_random_model, "cpu", temperature=t)(gray)).mean() for t in (0.2, 1.0, 5.0)}
+    assert chroma[0.2] > chroma[1.0] > chroma[5.0], chroma
+    assert load_colorizer(tiny_random_model, "cpu", temperature=0.2).cfg.temperature == 0.2
+    reg = tmp_path / "reg.safetensors"
+    save_model(ResidualColorizer(ModelConfig(head="reg", decoder_widths=[8] * 5, working_long_side=64)), reg, {})
+    with pytest.raises(ValueError, match="classification-head"):
+        load_colorizer(reg, "cpu", temperature=0.5)

@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     p.add_argument("--working-size", type=int, default=None, metavar="PX",
                    help="model input long side, multiple of 32 (default: the checkpoint's, 320 for the shipped "
                         "weights); 256 is ~1.6x faster, a little less accurate")
+    p.add_argument("--temperature", type=float, default=None, metavar="T",
+                   help="color decoding temperature (default: the checkpoint's, 0.7 for the shipped weights); "
+                        "lower is more vivid, higher duller and safer")
     p.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default: 32 on CUDA, 8 on CPU)")
     p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=default_temporal(), help="temporal chroma smoother (default: %(default)s; see docs/temporal.md)")
     p.add_argument("--codec", default="libx264", help="video encoder: libx264 (default), libx265, libsvtav1, ...")
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     colorizer = load_colorizer(args.weights, None if args.device == "auto" else args.device,
-                               working_long_side=args.working_size)
+                               working_long_side=args.working_size, temperature=args.temperature)
     if not args.quiet:
         err.print(_weights_line(args.weights) + f" on {colorizer.device}", markup=False, soft_wrap=True)
 

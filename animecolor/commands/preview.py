@@ -52,6 +52,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     p.add_argument("--working-size", type=int, default=None, metavar="PX",
                    help="model input long side, multiple of 32 (default: the checkpoint's), as in 'episode'")
+    p.add_argument("--temperature", type=float, default=None, metavar="T",
+                   help="color decoding temperature (default: the checkpoint's, 0.7 for the shipped weights); "
+                        "lower is more vivid, higher duller and safer")
     p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=None, help=f"temporal smoother, as in 'episode' (default {_default_temporal()})")
     p.add_argument("--panel-height", type=int, metavar="PX", help=f"scale panels to this height (default: full size for --at, {SHEET_PANEL_HEIGHT} for --frames)")
     p.set_defaults(func=run)
@@ -86,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     if not src.exists():
         raise CLIError(f"input not found: {src}")
 
-    colorizer = load_colorizer(args.weights, args.device, working_long_side=args.working_size)
+    colorizer = load_colorizer(args.weights, args.device, working_long_side=args.working_size,
+                               temperature=args.temperature)
     t0 = time.perf_counter()
     sheet_mode = not still and not args.at
     times = [] if still else (args.at or pick_times(src, args.frames or DEFAULT_FRAMES))
