@@ -3,7 +3,8 @@
 A frame travels as its luma plane ``y`` (uint8, limited range unless
 ``full_range``); the model sees a full-range gray copy resized to its working
 size; the predicted a/b comes back at ``working size / output_stride`` and is
-turned into chroma planes edge-aware, beside the untouched source luma.
+turned into chroma planes at their own size with the source's lightness there
+(``color.merge_yuv``), beside the untouched source luma.
 """
 from __future__ import annotations
 
@@ -39,13 +40,11 @@ def chroma_size(width: int, height: int, subsampling: str = "420") -> tuple[int,
 
 
 def chroma_for(
-    y: np.ndarray, ab: np.ndarray, subsampling: str = "420", full_range: bool = False, edge_aware: bool = True
+    y: np.ndarray, ab: np.ndarray, subsampling: str = "420", full_range: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """U and V planes (uint8) to put beside luma ``y`` for the predicted ``ab``."""
     H, W = y.shape
-    return merge_yuv(
-        y, ab, chroma_shape=chroma_size(W, H, subsampling), full_range=full_range, edge_aware=edge_aware
-    )
+    return merge_yuv(y, ab, chroma_shape=chroma_size(W, H, subsampling), full_range=full_range)
 
 
 def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, full_range: bool = False) -> np.ndarray:
