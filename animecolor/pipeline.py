@@ -3,8 +3,8 @@
 Three stages overlap::
 
     decode thread            main thread                          encode thread
-    demux + decode   ->  colorizer (batch) -> temporal   ->   chroma planes (guided by the
-    luma plane, resize      smoother (may hold back            full-res luma) + source luma
+    demux + decode   ->  colorizer (batch) -> temporal   ->   chroma planes (made at their
+    luma plane, resize      smoother (may hold back            own size with the source's luma)
     to working size         ``delay`` frames)                  -> encoder -> muxer (+ audio/
     audio/sub packets  ---------------------------------->     subtitle packets by copy)
 

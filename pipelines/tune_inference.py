@@ -1,7 +1,7 @@
 """Pick the inference settings of a ``ce`` checkpoint (working size, temperature) on validation clips.
 
     python pipelines/tune_inference.py runs/default/best.safetensors --data data/default \
-        --sizes 256,320 --temps 0.38,0.55,0.7,1.0 --write weights/default.safetensors
+        --sizes 256,320 --temps 0.38,0.55,0.7,0.85,1.0 --write weights/default.safetensors
 
 Two decoding settings are stored in the checkpoint's config and are not learned:
 
@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--data", default="data/default", help="dataset whose manifest names the val clips")
     ap.add_argument("--root", default="../shared/data", help="where the manifest's source paths live")
     ap.add_argument("--sizes", default="256,320")
-    ap.add_argument("--temps", default="0.38,0.55,0.7,1.0")
+    ap.add_argument("--temps", default="0.38,0.55,0.7,0.85,1.0")
     ap.add_argument("--stride", type=int, default=4)
     ap.add_argument("--min-colorfulness", type=float, default=MIN_COLORFULNESS,
                     help=f"only pick settings at or above this ratio (default {MIN_COLORFULNESS})")
