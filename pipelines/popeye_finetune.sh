@@ -22,7 +22,7 @@ animecolor evaluate "$P/pgs_T02-3.mkv" --weights weights/default.safetensors \
     --weights runs/popeye_v5/best.safetensors \
     --fit-lut "$P/pgs_T00-1.mkv" --fit-lut "$P/pgs_T01-2.mkv" \
     --stride 4 --max-side 320 --markdown runs/eval/popeye_v5.md
-# How high the lookup-table bar is: a table fitted on the unseen segment itself (in-sample, 6.39)
+# How high the lookup-table bar is: a table fitted on the unseen segment itself (in-sample, 6.46)
 animecolor evaluate "$P/pgs_T02-3.mkv" --fit-lut "$P/pgs_T02-3.mkv" \
     --stride 4 --max-side 320 --markdown runs/eval/popeye_lut_insample.md
 python pipelines/side_by_side.py "$P/pgs_T02-3.mkv" --at 10 --at 35 \
