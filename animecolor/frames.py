@@ -40,11 +40,11 @@ def chroma_size(width: int, height: int, subsampling: str = "420") -> tuple[int,
 
 
 def chroma_for(
-    y: np.ndarray, ab: np.ndarray, subsampling: str = "420", full_range: bool = False
+    y: np.ndarray, ab: np.ndarray, subsampling: str = "420", full_range: bool = False, matrix: str = "bt601"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """U and V planes (uint8) to put beside luma ``y`` for the predicted ``ab``."""
+    """U and V planes (uint8) to put beside luma ``y`` for the predicted ``ab`` (``matrix``: bt601 / bt709)."""
     H, W = y.shape
-    return merge_yuv(y, ab, chroma_shape=chroma_size(W, H, subsampling), full_range=full_range)
+    return merge_yuv(y, ab, chroma_shape=chroma_size(W, H, subsampling), full_range=full_range, matrix=matrix)
 
 
 def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, full_range: bool = False) -> np.ndarray:

@@ -53,6 +53,12 @@ CODEC_DEFAULT_PRESET = {"libx264": "medium", "libx265": "medium", "libsvtav1": "
 # Encoders that can write 4:4:4 (needed for odd frame sizes).
 _CAN_444 = {"libx264", "libx265", "libx264rgb", "ffv1"}
 
+# libavutil codes (pixfmt.h): the YUV matrix (AVColorSpace), primaries and transfer.
+_SPC_BT709, _SPC_SMPTE170M = 1, 6
+# Primaries / transfer codes we pass on to the external ffmpeg by name (the rest stay untagged).
+_PRIMARIES_NAMES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020"}
+_TRC_NAMES = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 13: "iec61966-2-1"}
+
 _WarnFn = Callable[[str], None]
 
 
@@ -72,6 +78,16 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None
     full_range: bool
     side_streams: list[tuple[int, str, str]] = field(default_factory=list)  # (index, type, codec)
+    # The YUV matrix of the source ("bt709" when tagged so, else "bt601", which is also what
+    # untagged SD video uses); the output's chroma is made with it and tagged with it.
+    matrix: str = "bt601"
+    color_primaries: int = 2  # the source's tags (2 = unspecified), carried to the output
+    color_trc: int = 2
+
+    @property
+    def colorspace(self) -> int:
+        """AVColorSpace code the output is tagged with: the matrix its chroma was made with."""
+        return _SPC_BT709 if self.matrix == "bt709" else _SPC_SMPTE170M
 
     @property
     def n_audio(self) -> int:
@@ -147,7 +163,37 @@ def _info(container, stream, path: Path) -> VideoInfo:
         sample_aspect_ratio=Fraction(sar) if sar else None,
         full_range=bool(full),
         side_streams=side,
+        matrix="bt709" if _tag(cc, "colorspace") == _SPC_BT709 else "bt601",
+        color_primaries=_tag(cc, "color_primaries"),
+        color_trc=_tag(cc, "color_trc"),
     )
+
+
+def _tag(cc, name: str) -> int:
+    """A color tag of a codec context as an int (2 = unspecified when missing or odd)."""
+    try:
+        return int(getattr(cc, name))
+    except (AttributeError, TypeError, ValueError):
+        return 2
+
+
+def _set_color_tags(cc, info: VideoInfo) -> None:
+    """Tag an output codec context with the matrix its chroma is made with, and the source's primaries / transfer."""
+    cc.colorspace = info.colorspace
+    if info.color_primaries != 2:
+        cc.color_primaries = info.color_primaries
+    if info.color_trc != 2:
+        cc.color_trc = info.color_trc
+
+
+def _ffmpeg_color_options(info: VideoInfo) -> dict[str, str]:
+    """The same tags as ffmpeg output options."""
+    opts = {"colorspace": "bt709" if info.matrix == "bt709" else "smpte170m"}
+    if info.color_primaries in _PRIMARIES_NAMES:
+        opts["color_primaries"] = _PRIMARIES_NAMES[info.color_primaries]
+    if info.color_trc in _TRC_NAMES:
+        opts["color_trc"] = _TRC_NAMES[info.color_trc]
+    return opts
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -583,6 +629,7 @@ class PyAVWriter(_ThreadedWriter):
         vs.options = settings.options()
         if info.sample_aspect_ratio:
             vs.codec_context.sample_aspect_ratio = info.sample_aspect_ratio
+        _set_color_tags(vs.codec_context, info)
         self.vstream = vs
         self.side_map: dict[int, av.stream.Stream] = {}
         for idx in side_streams:
@@ -673,6 +720,7 @@ class FfmpegWriter(_ThreadedWriter):
         src = ffmpeg.input(str(info.path))
         streams = [video["v:0"]] + [src[str(i)] for i in side_streams]
         opts = dict(vcodec=settings.codec, pix_fmt=settings.pix_fmt, fps_mode="passthrough", **settings.options())
+        opts.update(_ffmpeg_color_options(info))
         if side_streams:
             opts.update(acodec="copy", scodec="copy")
         args = ffmpeg.output(*streams, str(path), **opts).global_args("-hide_banner", "-loglevel", "error", "-nostdin", "-copyts")

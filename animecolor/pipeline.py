@@ -171,7 +171,7 @@ def colorize_video(
         worst = [math.inf]
 
         def merge(y: np.ndarray, ab: np.ndarray):
-            return F.chroma_for(y, ab, subsampling, full_range=full_range[0])
+            return F.chroma_for(y, ab, subsampling, full_range=full_range[0], matrix=info.matrix)
 
         def check_luma(y_src: np.ndarray, frame: av.VideoFrame) -> None:
             worst[0] = min(worst[0], luma_psnr(y_src, plane_array(frame.planes[0])))

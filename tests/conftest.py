@@ -68,6 +68,7 @@ def make_clip(
     pix_fmt: str | None = None,
     rotation: int = 0,
     sar: Fraction | None = None,
+    color_tag: int | None = None,
 ) -> Path:
     """Write a synthetic clip and return its path.
 
@@ -76,6 +77,8 @@ def make_clip(
     audio_tracks: 1 s-ish sine tracks (AAC, then MP2) covering the video.
     subtitle: one SubRip track (only in .mkv).  rotation: display rotation
     (degrees, counter-clockwise) in the container; sar: sample aspect ratio.
+    color_tag: tag the stream's matrix, primaries and transfer with this libavutil
+    code (1 = BT.709); untagged by default.
     """
     path = Path(path)
     rng = np.random.default_rng(0)
@@ -91,6 +94,9 @@ def make_clip(
         vs.set_display_rotation(rotation)
     if sar is not None:
         vs.codec_context.sample_aspect_ratio = sar
+    if color_tag is not None:
+        cc = vs.codec_context
+        cc.colorspace = cc.color_primaries = cc.color_trc = color_tag
     tb = Fraction(1, 1000) if vfr else Fraction(1, fps)
     vs.codec_context.time_base = tb
     if vfr:

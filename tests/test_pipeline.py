@@ -232,3 +232,32 @@ def test_external_ffmpeg_encoder(clip, tmp_path):
     for (ys, _, _), (yd, _, vd) in zip(decode_planes(src), decode_planes(dst)):
         assert luma_psnr(ys, yd) >= 45.0 and vd.mean() > 140
     assert not list(tmp_path.glob("*.log"))
+
+
+def _tags(path) -> tuple[int, int, int]:
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        return int(cc.colorspace), int(cc.color_primaries), int(cc.color_trc)
+
+
+@pytest.mark.parametrize("encoder", ["pyav", "ffmpeg"])
+def test_chroma_made_with_the_sources_matrix_and_tagged_so(clip, tmp_path, encoder):
+    # A BT.709-tagged source (HD video usually is) gets BT.709 chroma, tagged BT.709, so a
+    # player converts it back with the matrix it was made with; untagged video gets BT.601,
+    # tagged smpte170m instead of leaving players to guess (many guess BT.709 for HD).
+    from animecolor import frames as F
+
+    for tag, matrix, want in [(1, "bt709", (1, 1, 1)), (None, "bt601", (6, 2, 2))]:
+        src = clip(f"in{tag}.mkv", n=4, color_tag=tag)
+        dst = tmp_path / f"out{tag}_{encoder}.mkv"
+        col = ConstColorizer()
+        colorize_video(src, dst, col, encoder=encoder, crf=0)
+        assert _tags(dst) == want
+        for (ys, _, _), (_, ud, vd) in zip(decode_planes(src), decode_planes(dst)):
+            h, w = col.working_size(ys.shape[1], ys.shape[0])[::-1]
+            ab = col(np.zeros((1, h, w), np.uint8))[0]
+            u, v = F.chroma_for(ys, ab, "420", matrix=matrix)
+            u_other, _ = F.chroma_for(ys, ab, "420", matrix="bt601" if matrix == "bt709" else "bt709")
+            assert np.abs(ud.astype(int) - u.astype(int)).max() <= 1
+            assert np.abs(vd.astype(int) - v.astype(int)).max() <= 1
+            assert np.abs(u_other.astype(int) - u.astype(int)).mean() > 2  # the matrices do differ here
