@@ -2,8 +2,8 @@
 
 Used for the README figures (default vs fine-tuned model on an unseen Popeye
 segment).  Every colorizer goes through ``animecolor.preview.preview_frames``,
-i.e. the same code path as ``animecolor episode`` (working size, edge-aware
-chroma upsampling, temporal smoother with ``--context`` frames of history).
+i.e. the same code path as ``animecolor episode`` (working size, the merger
+of ``docs/merge.md``, temporal smoother with ``--context`` frames of history).
 
     python pipelines/side_by_side.py VIDEO --at 12.0 --at 40.5 \
         --weights weights/default.safetensors --label default \
