@@ -55,8 +55,9 @@ _CAN_444 = {"libx264", "libx265", "libx264rgb", "ffv1"}
 
 # libavutil codes (pixfmt.h): the YUV matrix (AVColorSpace), primaries and transfer.
 _SPC_BT709, _SPC_SMPTE170M = 1, 6
-# Primaries / transfer codes we pass on to the external ffmpeg by name (the rest stay untagged).
-_PRIMARIES_NAMES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020"}
+# Source primaries / transfer tags carried to the output (the rest are left untagged: the
+# chroma is made from Lab with sRGB primaries, so e.g. BT.2020 primaries would misstate it).
+_PRIMARIES_NAMES = {1: "bt709", 5: "bt470bg", 6: "smpte170m"}
 _TRC_NAMES = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 13: "iec61966-2-1"}
 
 _WarnFn = Callable[[str], None]
@@ -180,9 +181,9 @@ def _tag(cc, name: str) -> int:
 def _set_color_tags(cc, info: VideoInfo) -> None:
     """Tag an output codec context with the matrix its chroma is made with, and the source's primaries / transfer."""
     cc.colorspace = info.colorspace
-    if info.color_primaries != 2:
+    if info.color_primaries in _PRIMARIES_NAMES:
         cc.color_primaries = info.color_primaries
-    if info.color_trc != 2:
+    if info.color_trc in _TRC_NAMES:
         cc.color_trc = info.color_trc
 
 
