@@ -120,9 +120,7 @@ def _uv_matrix(matrix: str, full_range: bool) -> np.ndarray:
 def _lab_to_uv(L: np.ndarray, ab: np.ndarray, matrix: str, full_range: bool) -> np.ndarray:
     """``(H, W, 2)`` float32 Cb/Cr of Lab colors, each in its legal range (RGB is clipped first)."""
     a, b = cv2.split(np.ascontiguousarray(ab, dtype=np.float32))
-    lab = cv2.merge([np.ascontiguousarray(L, dtype=np.float32), a, b])
-    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-    np.clip(rgb, 0.0, 1.0, out=rgb)
+    rgb = lab_to_rgb(cv2.merge([np.ascontiguousarray(L, dtype=np.float32), a, b]))
     return cv2.transform(rgb, _uv_matrix(matrix, full_range))
 
 

@@ -55,6 +55,7 @@ _CAN_444 = {"libx264", "libx265", "libx264rgb", "ffv1"}
 
 # libavutil codes (pixfmt.h): the YUV matrix (AVColorSpace), primaries and transfer.
 _SPC_BT709, _SPC_SMPTE170M = 1, 6
+_SPC_NAMES = {_SPC_BT709: "bt709", _SPC_SMPTE170M: "smpte170m"}  # as ffmpeg's -colorspace takes them
 # Source primaries / transfer tags carried to the output (the rest are left untagged: the
 # chroma is made from Lab with sRGB primaries, so e.g. BT.2020 primaries would misstate it).
 _PRIMARIES_NAMES = {1: "bt709", 5: "bt470bg", 6: "smpte170m"}
@@ -189,7 +190,7 @@ def _set_color_tags(cc, info: VideoInfo) -> None:
 
 def _ffmpeg_color_options(info: VideoInfo) -> dict[str, str]:
     """The same tags as ffmpeg output options."""
-    opts = {"colorspace": "bt709" if info.matrix == "bt709" else "smpte170m"}
+    opts = {"colorspace": _SPC_NAMES[info.colorspace]}
     if info.color_primaries in _PRIMARIES_NAMES:
         opts["color_primaries"] = _PRIMARIES_NAMES[info.color_primaries]
     if info.color_trc in _TRC_NAMES:

@@ -24,9 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--working-size", type=int, default=None, metavar="PX",
                    help="model input long side, multiple of 32 (default: the checkpoint's, 320 for the shipped "
-                        "weights); 256 is ~1.6x faster, a little less accurate")
+                        "weights); 256 is ~1.8x faster, a little less accurate")
     p.add_argument("--temperature", type=float, default=None, metavar="T",
-                   help="color decoding temperature (default: the checkpoint's, 0.7 for the shipped weights); "
+                   help="color decoding temperature (default: the checkpoint's, 0.85 for the shipped weights); "
                         "lower is more vivid, higher duller and safer")
     p.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default: 32 on CUDA, 8 on CPU)")
     p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=default_temporal(), help="temporal chroma smoother (default: %(default)s; see docs/temporal.md)")

@@ -53,8 +53,7 @@ def register(subparsers) -> None:
     p.add_argument("--working-size", type=int, default=None, metavar="PX",
                    help="model input long side, multiple of 32 (default: the checkpoint's), as in 'episode'")
     p.add_argument("--temperature", type=float, default=None, metavar="T",
-                   help="color decoding temperature (default: the checkpoint's, 0.7 for the shipped weights); "
-                        "lower is more vivid, higher duller and safer")
+                   help="color decoding temperature (default: the checkpoint's), as in 'episode'")
     p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=None, help=f"temporal smoother, as in 'episode' (default {_default_temporal()})")
     p.add_argument("--panel-height", type=int, metavar="PX", help=f"scale panels to this height (default: full size for --at, {SHEET_PANEL_HEIGHT} for --frames)")
     p.set_defaults(func=run)
