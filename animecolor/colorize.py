@@ -27,6 +27,7 @@ from .color import gray_to_L
 
 __all__ = [
     "Colorizer",
+    "apply_colorizer",
     "ModelColorizer",
     "GrayColorizer",
     "LutColorizer",
@@ -64,6 +65,21 @@ class Colorizer(Protocol):
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         """uint8 ``(N, h, w)`` full-range gray -> float32 ``(N, h/s, w/s, 2)`` Lab a/b."""
         ...
+
+
+def apply_colorizer(col: Colorizer, gray: np.ndarray, times=None) -> np.ndarray:
+    """``col(gray)``; a colorizer that sets ``uses_time = True`` is called ``col(gray, times)``.
+
+    ``times``: each frame's presentation time in seconds (a sequence of floats).
+    Colorizers whose colors depend on where a frame is in the video (colored
+    keyframes carried through their shot) declare ``uses_time``; every caller
+    (episode, preview, evaluate) goes through here, so none needs to know which.
+    """
+    if getattr(col, "uses_time", False):
+        if times is None:
+            raise ValueError(f"colorizer {getattr(col, 'name', type(col).__name__)!r} needs the frames' times")
+        return col(gray, times)  # type: ignore[call-arg]
+    return col(gray)
 
 
 def resolve_device(device: str | None = None) -> torch.device:

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import frames as fr
 from . import metrics
-from .colorize import Colorizer, LutColorizer
+from .colorize import Colorizer, LutColorizer, apply_colorizer
 from .temporal import TemporalSmoother
 
 __all__ = [
@@ -186,15 +186,15 @@ class _Lane:
     def __init__(self, col: Colorizer, smoother: TemporalSmoother | None):
         self.col = col
         self.smoother = smoother
-        self.pending: deque[tuple[np.ndarray, np.ndarray]] = deque()  # (y, gt) in order
+        self.pending: deque[tuple[np.ndarray, np.ndarray, float]] = deque()  # (y, gt, time) in order
         self.scores = _Scores()
 
-    def push(self, batch: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    def push(self, batch: list[tuple[np.ndarray, np.ndarray, float]]) -> None:
         H, W = batch[0][0].shape
         size = self.col.working_size(W, H)
-        gray = np.stack([fr.model_input(y, size) for y, _ in batch])
+        gray = np.stack([fr.model_input(y, size) for y, _, _ in batch])
         t0 = time.perf_counter()
-        ab = np.asarray(self.col(gray), np.float32)
+        ab = np.asarray(apply_colorizer(self.col, gray, [t for _, _, t in batch]), np.float32)
         self.scores.infer_seconds += time.perf_counter() - t0
         if ab.shape[0] != len(batch) or ab.ndim != 4 or ab.shape[-1] != 2:
             raise RuntimeError(f"colorizer {self.col.name!r} returned {ab.shape} for {len(batch)} frames")
@@ -214,7 +214,7 @@ class _Lane:
 
     def _score(self, ab: np.ndarray) -> None:
         for a in ab:
-            y, gt = self.pending.popleft()
+            y, gt, _ = self.pending.popleft()
             u, v = fr.chroma_for(y, a, "444")
             self.scores.add(fr.yuv_to_rgb(y, u, v), gt)
 
@@ -239,6 +239,7 @@ def evaluate_video(
     batch_size: int = 8,
     smoother_factory: Callable[[], TemporalSmoother] | None = None,
     progress: Progress | None = None,
+    per_clip: Callable[[Path, np.ndarray], Mapping[str, Colorizer]] | None = None,
 ) -> dict:
     """Colorize the luma of a color clip with each colorizer and score it against the clip.
 
@@ -247,6 +248,10 @@ def evaluate_video(
     (``None``/0: full size); the luma is then derived from the resized RGB.
     ``smoother_factory``: builds one temporal smoother per colorizer and clip.
     ``progress(clip_name, frames_done, frames_expected_or_None)`` after each batch.
+    ``per_clip(path, first_rgb)``: more colorizers built from the clip's first
+    frame (its color original, at the scoring size), e.g. a colored keyframe;
+    with it, the first frame is used only for that and every colorizer is
+    scored on the frames after it.
 
     Returns ``{"path", "frames", "size": [w, h], "source_size", "stride",
     "seconds", "ground_truth": {"colorfulness", "cdc"}, "colorizers": {name:
@@ -270,11 +275,12 @@ def evaluate_video(
         expected = min(expected, max_frames) if expected is not None else max_frames
 
     lanes = {name: _Lane(col, smoother_factory() if smoother_factory else None) for name, col in colorizers.items()}
+    t_first: float | None = None
     gt_color = 0.0
     gt_cdc = metrics.CDCMeter()
     n = 0
     size: list[int] = [0, 0]
-    batch: list[tuple[np.ndarray, np.ndarray]] = []
+    batch: list[tuple[np.ndarray, np.ndarray, float]] = []
 
     def flush_batch() -> None:
         for lane in lanes.values():
@@ -296,9 +302,15 @@ def evaluate_video(
             if y.shape != gt.shape[:2]:  # odd sizes etc.: stay consistent with the ground truth
                 y = fr.rgb_to_y(gt)
             size = [gt.shape[1], gt.shape[0]]
+            t = float(frame.time) if frame.time is not None else i / float(stream.average_rate or 24)
+            t_first = t if t_first is None else t_first
+            if per_clip is not None and i == 0:
+                for name, col in per_clip(path, gt).items():
+                    lanes[name] = _Lane(col, smoother_factory() if smoother_factory else None)
+                continue
             gt_color += metrics.colorfulness(gt)
             gt_cdc.update(gt)
-            batch.append((y, gt))
+            batch.append((y, gt, t - t_first))
             n += 1
             if len(batch) >= batch_size:
                 flush_batch()
@@ -371,9 +383,10 @@ def evaluate_paths(
     """
     clips = [evaluate_video(p, colorizers, **kwargs) for p in find_videos(paths)]
     frames = sum(c["frames"] for c in clips)
+    names = list(clips[0]["colorizers"]) if clips else list(colorizers)
     gt_colorfulness = _weighted([(c["ground_truth"]["colorfulness"], c["frames"]) for c in clips])
     overall_cols = {}
-    for name in colorizers:
+    for name in names:
         res = {
             k: _weighted([(c["colorizers"][name][k], c["colorizers"][name]["frames"]) for c in clips])
             for k in METRIC_KEYS

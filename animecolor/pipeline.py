@@ -26,7 +26,7 @@ import av
 import numpy as np
 
 from . import frames as F
-from .colorize import Colorizer, default_batch_size, load_colorizer, resolve_device
+from .colorize import Colorizer, apply_colorizer, default_batch_size, load_colorizer, resolve_device
 from .io import (
     BatchReader,
     EncodeItem,
@@ -98,6 +98,26 @@ def _check_paths(src: Path, dst: Path, overwrite: bool) -> None:
 
 def _temp_path(dst: Path) -> Path:
     return dst.with_name(f".{dst.stem}.partial-{os.getpid()}{dst.suffix}")
+
+
+class _FrameClock:
+    """Each frame's time in seconds from the first frame (what keyframe times are given in)."""
+
+    def __init__(self, info: VideoInfo):
+        self.tb = float(info.time_base)
+        self.rate = float(info.rate) if getattr(info, "rate", None) else 25.0
+        self.first: int | None = None
+
+    def times(self, batch) -> list[float]:
+        out = []
+        for i, pts in enumerate(batch.pts):
+            if pts is None or self.tb <= 0:
+                out.append((batch.start + i) / self.rate)
+                continue
+            if self.first is None:
+                self.first = pts
+            out.append((pts - self.first) * self.tb)
+        return out
 
 
 def _resolve_colorizer(model, device: str | None) -> Colorizer:
@@ -192,6 +212,7 @@ def colorize_video(
         pending: deque = deque()  # (y, pts) waiting for their smoothed chroma
         done = 0
         configured = False
+        clock = _FrameClock(info)
 
         def emit(ab: np.ndarray, packets: list) -> None:
             nonlocal done
@@ -215,7 +236,7 @@ def colorize_video(
             if not len(batch):
                 emit(np.zeros((0, 1, 1, 2), np.float32), batch.packets)
                 continue
-            ab = colorizer(batch.gray)
+            ab = apply_colorizer(colorizer, batch.gray, clock.times(batch))
             gray_ab = np.stack([F.ab_gray_size(g, ab.shape[1:3]) for g in batch.gray])
             pending.extend(zip(batch.y, batch.pts))
             emit(smoother.process(gray_ab, ab), batch.packets)

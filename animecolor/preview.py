@@ -35,6 +35,7 @@ import numpy as np
 
 from . import frames as F
 from .color import y_to_gray
+from .colorize import apply_colorizer
 from .io import check_input_path
 from .temporal import TemporalSmoother, make_smoother
 
@@ -310,14 +311,17 @@ class _Video:
 
 # --------------------------------------------------------------------------- colorize
 def _colorize_window(
-    colorizer, smoother: TemporalSmoother, grays: list[np.ndarray], index: int, batch_size: int = 8
+    colorizer, smoother: TemporalSmoother, grays: list[np.ndarray], index: int, batch_size: int = 8,
+    times: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """Run ``grays`` (working size) through colorizer and smoother like ``episode``; a/b of frame ``index``."""
+    """Run ``grays`` (working size) through colorizer and smoother like ``episode``; a/b of frame ``index``.
+
+    ``times``: the frames' times in seconds (for colorizers that use them, e.g. keyframes)."""
     smoother.reset()
     outs: list[np.ndarray] = []
     for i in range(0, len(grays), batch_size):
         g = np.stack(grays[i : i + batch_size])
-        ab = colorizer(g)
+        ab = apply_colorizer(colorizer, g, None if times is None else list(times[i : i + batch_size]))
         gray_ab = np.stack([F.ab_gray_size(x, ab.shape[1:3]) for x in g])
         outs.extend(smoother.process(gray_ab, ab))
     if len(outs) <= index:
@@ -400,7 +404,7 @@ def preview_frames(
         dec = _load_still(path)
         H, W = dec.y.shape
         g = F.model_input(dec.y, colorizer.working_size(W, H), dec.full_range)
-        ab = _colorize_window(colorizer, smoother, [g], 0, batch_size)
+        ab = _colorize_window(colorizer, smoother, [g], 0, batch_size, [0.0])
         return [_build(dec, ab, str(path), None, None, 0, name, metric_max_side)]
     if not times:
         raise ValueError("no times given: pass --at TIME or --frames N")
@@ -418,7 +422,8 @@ def preview_frames(
             t = at.to_seconds(video.fps)
             target, before, after = video.window(t, context, smoother.delay, prepare)
             grays = before + [prepare(target.y, target.full_range)] + after
-            ab = _colorize_window(colorizer, smoother, grays, len(before), batch_size)
+            when = [target.time + (j - len(before)) / video.fps for j in range(len(grays))]
+            ab = _colorize_window(colorizer, smoother, grays, len(before), batch_size, when)
             index = int(round(target.time * video.fps))
             out.append(_build(target, ab, str(path), target.time, index, len(before), name, metric_max_side))
     return out

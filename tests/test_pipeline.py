@@ -217,7 +217,10 @@ def test_interrupt_leaves_no_partial_file(clip, tmp_path):
     assert threading.active_count() <= before + 1  # decode/encode threads are gone
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg program")
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg program")
+
+
+@needs_ffmpeg
 def test_external_ffmpeg_encoder(clip, tmp_path):
     src = clip("in.mkv", n=8, audio_tracks=2, subtitle=True)
     dst = tmp_path / "ff.mkv"
@@ -240,7 +243,7 @@ def _tags(path) -> tuple[int, int, int]:
         return int(cc.colorspace), int(cc.color_primaries), int(cc.color_trc)
 
 
-@pytest.mark.parametrize("encoder", ["pyav", "ffmpeg"])
+@pytest.mark.parametrize("encoder", ["pyav", pytest.param("ffmpeg", marks=needs_ffmpeg)])
 def test_chroma_made_with_the_sources_matrix_and_tagged_so(clip, tmp_path, encoder):
     # A BT.709-tagged source (HD video usually is) gets BT.709 chroma, tagged BT.709, so a
     # player converts it back with the matrix it was made with; untagged video gets BT.601,

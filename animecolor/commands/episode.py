@@ -5,7 +5,31 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "add_guide_options", "build_guided"]
+
+
+def add_guide_options(p) -> None:
+    """``--reference``, ``--reference-frames`` and ``--keyframe`` (shared by episode and preview)."""
+    from ..reference import DEFAULT_REFERENCE_FRAMES
+
+    p.add_argument("--reference", nargs="+", default=[], metavar="REF",
+                   help="color images, folders of images or color videos of the same series whose colors steer the "
+                        "whole video (see docs/reference.md)")
+    p.add_argument("--reference-frames", type=int, default=DEFAULT_REFERENCE_FRAMES, metavar="N",
+                   help="frames sampled across the references' scenes (default %(default)s)")
+    p.add_argument("--keyframe", action="append", default=[], metavar="IMAGE@TIME",
+                   help="a colored version of the frame at TIME (seconds or HH:MM:SS.mmm); its colors carry through "
+                        "its shot, forward and backward to the scene cuts. Repeat for more shots")
+
+
+def build_guided(args, base, video: Path, warn):
+    """The colorizer the guide options ask for (``base`` itself when none is given)."""
+    if not args.reference and not args.keyframe:
+        return base
+    from ..reference import guided_colorizer
+
+    return guided_colorizer(base, video, references=args.reference, reference_frames=args.reference_frames,
+                            keyframes=args.keyframe, on_warning=warn)
 
 
 def register(subparsers) -> None:
@@ -28,6 +52,7 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=None, metavar="T",
                    help="color decoding temperature (default: the checkpoint's, 0.85 for the shipped weights); "
                         "lower is more vivid, higher duller and safer")
+    add_guide_options(p)
     p.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default: 32 on CUDA, 8 on CPU)")
     p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=default_temporal(), help="temporal chroma smoother (default: %(default)s; see docs/temporal.md)")
     p.add_argument("--codec", default="libx264", help="video encoder: libx264 (default), libx265, libsvtav1, ...")
@@ -71,6 +96,13 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False)
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
+    if args.reference_frames < 1:
+        raise ValueError(f"--reference-frames must be >= 1, got {args.reference_frames}")
+    if args.keyframe:
+        from ..reference import parse_keyframe
+
+        for k in args.keyframe:
+            parse_keyframe(k)  # bad syntax fails before the model loads
     _check_paths(args.input, args.output, args.overwrite)  # path mistakes first: cheaper than loading weights
     if args.threads is not None:
         if args.threads < 1:
@@ -86,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
     def warn(msg: str) -> None:
         if not args.quiet:
             err.print(f"animecolor: warning: {msg}", markup=False, soft_wrap=True)
+
+    if args.reference or args.keyframe:
+        if not args.quiet:
+            err.print("animecolor: reading references/keyframes ...", markup=False)
+        colorizer = build_guided(args, colorizer, args.input, warn)
+        if not args.quiet:
+            err.print(f"animecolor: colors from {colorizer.name}", markup=False, soft_wrap=True)
 
     kwargs = dict(
         model=colorizer,

@@ -36,6 +36,14 @@ def register(subparsers) -> None:
         metavar="DATASET_DIR_OR_VIDEOS",
         help="fit the lookup-table baseline on color videos / image folders (repeatable; not on the eval clips!)",
     )
+    p.add_argument("--reference", nargs="+", default=[], metavar="REF",
+                   help="color images/folders/videos (not the eval clips!): add the reference-guided colorizer "
+                        "and a lookup table fitted on the same reference frames")
+    p.add_argument("--reference-frames", type=int, nargs="+", default=None, metavar="N",
+                   help="frames sampled from --reference; several values compare them (default: episode's default)")
+    p.add_argument("--keyframe-first", action="store_true",
+                   help="each clip's first frame (its color original) is its colored keyframe: add the keyframe "
+                        "colorizer and the copy-the-keyframe baseline; every colorizer is scored on the frames after it")
     p.add_argument("--temporal", default=None, metavar="NAME", help="temporal smoother applied to every colorizer")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="evaluate at most N frames per clip")
     p.add_argument("--stride", type=int, default=1, metavar="K", help="evaluate every K-th frame (default 1)")
@@ -129,8 +137,38 @@ def run(args: argparse.Namespace) -> int:
         col.name = name
         colorizers[name] = col
     colorizers["gray"] = GrayColorizer()
-
     notes: list[str] = []
+    base = next((c for c in colorizers.values() if hasattr(c, "model")), None)
+    if (args.reference or args.keyframe_first) and base is None:
+        raise CLIError("--reference and --keyframe-first need a model (drop --baselines-only)")
+    per_clip = None
+    if args.reference:
+        from .. import reference as R
+
+        for n in args.reference_frames or [R.DEFAULT_REFERENCE_FRAMES]:
+            if n < 1:
+                raise CLIError(f"--reference-frames must be >= 1, got {n}")
+            with console.status(f"sampling {n} reference frames..."):
+                refs = R.sample_references(args.reference, n)
+            tag = "" if args.reference_frames is None else f"-{n}"
+            colorizers[f"reference{tag}"] = R.ReferenceColorizer.from_images(base, [r for r, _ in refs], name=f"reference{tag}")
+            colorizers[f"lut-references{tag}"] = LutColorizer.fit([r for r, _ in refs], name=f"lut-references{tag}")
+            notes.append(f"reference{tag}: {len(refs)} frames sampled from {', '.join(args.reference)}; "
+                         f"lut-references{tag}: a lookup table fitted on the same frames")
+    if args.keyframe_first:
+        from .. import reference as R
+
+        def per_clip(path, first_rgb):
+            cuts = R.scan_shots(path).cuts
+            kf = [R.Keyframe(first_rgb, 0.0, "first frame")]
+            return {
+                "keyframe": R.KeyframeColorizer(base, kf, cuts, name="keyframe"),
+                "copy-keyframe": R.KeyframeColorizer(base, kf, cuts, name="copy-keyframe", method="copy"),
+            }
+
+    if args.keyframe_first:
+        notes.append("keyframe / copy-keyframe: each clip's first frame is its keyframe; all colorizers scored on the frames after it")
+
     if args.lut:
         colorizers["lut"] = LutColorizer.load(args.lut)
         notes.append(f"lut baseline: loaded from {args.lut}")
@@ -168,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=batch,
             smoother_factory=smoother_factory,
             progress=progress,
+            per_clip=per_clip,
         )
     report["notes"] = notes
     report["settings"] = {
@@ -177,6 +216,9 @@ def run(args: argparse.Namespace) -> int:
         "temporal": args.temporal,
         "device": str(device),
         "weights": [str(w) for w in args.weights],
+        "reference": [str(r) for r in args.reference],
+        "reference_frames": args.reference_frames,
+        "keyframe_first": args.keyframe_first,
     }
 
     def show(title: str, result) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -55,6 +56,9 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=None, metavar="T",
                    help="color decoding temperature (default: the checkpoint's), as in 'episode'")
     p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=None, help=f"temporal smoother, as in 'episode' (default {_default_temporal()})")
+    from .episode import add_guide_options
+
+    add_guide_options(p)
     p.add_argument("--panel-height", type=int, metavar="PX", help=f"scale panels to this height (default: full size for --at, {SHEET_PANEL_HEIGHT} for --frames)")
     p.set_defaults(func=run)
 
@@ -90,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
 
     colorizer = load_colorizer(args.weights, args.device, working_long_side=args.working_size,
                                temperature=args.temperature)
+    if args.keyframe and still:
+        raise CLIError(f"{src.name} is a still image: --keyframe needs a video")
+    from .episode import build_guided
+
+    colorizer = build_guided(args, colorizer, src, lambda m: print(f"animecolor: warning: {m}", file=sys.stderr))
     t0 = time.perf_counter()
     sheet_mode = not still and not args.at
     times = [] if still else (args.at or pick_times(src, args.frames or DEFAULT_FRAMES))

@@ -102,6 +102,15 @@ def crop_resize(rgb: np.ndarray, box: tuple[float, float, float, float], size: i
     return np.ascontiguousarray(pic[y : y + size, x : x + size])
 
 
+def fit_long_side(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the long side is at most ``size`` (area filter), keeping the aspect ratio."""
+    h, w = rgb.shape[:2]
+    if max(h, w) <= size:
+        return np.ascontiguousarray(rgb)
+    s = size / max(h, w)
+    return cv2.resize(rgb, (max(1, int(round(w * s))), max(1, int(round(h * s)))), interpolation=cv2.INTER_AREA)
+
+
 def thumbnail(rgb: np.ndarray, n: int = 16) -> np.ndarray:
     """Flattened float32 ``n x n`` RGB thumbnail for duplicate checks."""
     return cv2.resize(rgb, (n, n), interpolation=cv2.INTER_AREA).astype(np.float32).reshape(-1)
@@ -160,8 +169,9 @@ class SceneSampler:
     and is updated as scenes are finalized.
     """
 
-    def __init__(self, params: SelectParams, known: ThumbIndex) -> None:
+    def __init__(self, params: SelectParams, known: ThumbIndex, keep_aspect: bool = False) -> None:
         self.p = params
+        self.keep_aspect = keep_aspect  # kept frames: long side ``size``, whole picture (else a ``size`` square)
         self.known = known
         self.kept: list[KeptFrame] = []
         self.drops: Counter[str] = Counter()
@@ -249,7 +259,7 @@ class SceneSampler:
         if near < p.dup_diff:
             self.drops["duplicate"] += 1
             return
-        rgb = crop_resize(fr.full(), box, p.size)
+        rgb = fit_long_side(_crop(fr.full(), box), p.size) if self.keep_aspect else crop_resize(fr.full(), box, p.size)
         sc.cands.append(KeptFrame(rgb, th, fr.timestamp_s, sc.number, fr.name))
         cap = max(8, 4 * p.max_per_scene)
         if len(sc.cands) > cap:

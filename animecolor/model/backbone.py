@@ -79,12 +79,18 @@ class EfficientNetLite0(nn.Module):
         self._blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.features_until(x, len(self._taps))
+
+    def features_until(self, x: torch.Tensor, n_taps: int) -> list[torch.Tensor]:
+        """The first ``n_taps`` output scales only (the blocks past them are not run)."""
         x = self.act(self._bn0(self._conv_stem(x)))
         feats = []
         for i, blk in enumerate(self._blocks):
             x = blk(x)
             if i in self._taps:
                 feats.append(x)
+                if len(feats) == n_taps:
+                    break
         return feats
 
     def load_imagenet(self, path: str | Path) -> None:

@@ -1,0 +1,791 @@
+"""Colors from the user's own color pictures: reference stills and colored keyframes.
+
+The method (training-free semantic correspondence, ``docs/reference.md``):
+
+1. **Encode the references once.**  Each color reference frame is turned into
+   the gray frame a B&W copy would carry and run through the base model's
+   backbone; its features at strides 8 and 16 (each L2-normalized per position,
+   concatenated) describe every cell of a stride-8 grid.  Each cell also keeps
+   a small *luma-band table*: the sum of the reference's a/b and the pixel
+   count in each of ``bands`` gray-level bands, over the cell's pixels.  A
+   global table over all reference pixels (the lookup table fitted on the
+   references) is kept too.
+2. **Match.**  For every cell of a target frame, cosine similarity to every
+   reference cell (in chunks; the bank is capped at ``max_positions`` cells),
+   the ``top_k`` best, weighted by ``exp((sim - 1) / tau)`` (a softmax that
+   also remembers how good the best match was).
+3. **Transfer by brightness.**  The matched cells' tables are mixed with those
+   weights, upsampled to the a/b grid, and each a/b pixel reads the mix at its
+   own gray level.  So a matched cell gives *its* color for *this* brightness:
+   the ink outline, the cel and its shadow each take the color the reference
+   has at that brightness, and the chroma follows the target's own edges
+   rather than the coarse grid.  The global table enters every mix with the
+   pseudo-weight ``prior``: where matches are weak (low similarity) or the
+   matched cells never show this brightness, the result falls back to the
+   references' lookup table instead of to nothing.
+
+:class:`ReferenceColorizer` applies one bank of references to every frame
+(a series palette); :class:`KeyframeColorizer` applies each colored keyframe
+within its shot (forward and backward to the scene cuts).
+"""
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as TF
+
+from . import frames as fr
+from .color import rgb_to_lab, y_to_gray
+from .colorize import Colorizer, ModelColorizer, apply_colorizer
+
+__all__ = [
+    "MatchParams",
+    "ReferenceBank",
+    "ReferenceColorizer",
+    "KeyframeColorizer",
+    "Keyframe",
+    "ReferenceError",
+    "encode_references",
+    "gray_of_rgb",
+    "check_color",
+    "copy_keyframe_chroma",
+]
+
+
+class ReferenceError(ValueError):
+    """A reference or keyframe image cannot be used (one-line message)."""
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """Settings of the correspondence (defaults picked on validation material: docs/reference.md)."""
+
+    features: str = "bb8+bb16"  # which network features describe a cell (see _Features)
+    top_k: int = 8
+    tau: float = 0.05  # similarity temperature of exp((sim - 1) / tau)
+    prior: float = 0.5  # weight of the references' global lookup table in every mix
+    bands: int = 32  # gray-level bands of the per-cell tables
+    band_sigma: float = 0.5  # smoothing of the tables across bands (in bands)
+    gate: tuple[float, float] | None = None  # best similarity (lo, hi): below lo the base model's color, above hi the transfer
+    pos_weight: float = 0.0  # similarity cost of distance in the picture (squared, frame fractions)
+    max_positions: int = 8192  # cap on reference cells kept in the bank
+    chunk: int = 2048  # target cells per similarity block (bounds memory)
+
+
+#: Reference stills (series palette): picked on validation material, docs/reference.md.
+REFERENCE_PARAMS = MatchParams()
+#: Colored keyframes: picked on validation shots, docs/reference.md.
+KEYFRAME_PARAMS = MatchParams(prior=0.01, gate=(0.4, 0.7))
+
+# --------------------------------------------------------------------------- helpers
+
+
+def gray_of_rgb(rgb: np.ndarray) -> np.ndarray:
+    """The full-range gray frame a B&W video of this color frame would carry (as the pipeline sees it)."""
+    return y_to_gray(fr.rgb_to_y(rgb))
+
+
+#: A reference whose 90th percentile of Lab chroma is below this has no color to give.
+MIN_REFERENCE_CHROMA = 4.0
+
+
+def check_color(rgb: np.ndarray, what: str) -> None:
+    """Raise :class:`ReferenceError` when ``rgb`` is (near) gray: nothing to take from it."""
+    small = rgb if max(rgb.shape[:2]) <= 256 else cv2.resize(rgb, (256, max(2, 256 * rgb.shape[0] // rgb.shape[1])), interpolation=cv2.INTER_AREA)
+    ab = rgb_to_lab(small)[..., 1:]
+    chroma = np.sqrt((ab**2).sum(-1))
+    if float(np.percentile(chroma, 90)) < MIN_REFERENCE_CHROMA:
+        raise ReferenceError(f"{what} is gray (no color to take from it); give a color image")
+
+
+def _band_kernel(bands: int, sigma: float) -> np.ndarray:
+    i = np.arange(bands, dtype=np.float32)
+    k = np.exp(-0.5 * ((i[:, None] - i[None, :]) / max(sigma, 1e-3)) ** 2)
+    return k.astype(np.float32)
+
+
+def _band_coords(gray: torch.Tensor, bands: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Linear interpolation between band centres: (lower band, upper band, weight of upper)."""
+    x = gray.float() * (bands / 256.0) - 0.5
+    x = x.clamp(0, bands - 1)
+    lo = x.floor().long()
+    hi = (lo + 1).clamp(max=bands - 1)
+    return lo, hi, x - lo.float()
+
+
+# --------------------------------------------------------------------------- loading references
+
+#: Long side (px) at which sampled reference frames are kept (the model works at 320).
+REFERENCE_SIZE = 480
+
+
+def sample_references(
+    paths: Sequence[str | os.PathLike], n: int, size: int = REFERENCE_SIZE
+) -> list[tuple[np.ndarray, str]]:
+    """Up to ``n`` color frames (uint8 RGB, long side <= ``size``) spread across the scenes of ``paths``.
+
+    ``paths``: color images, folders of images and/or color videos.  Frames are
+    chosen with the dataset builder's sampler (scene cuts, blank, low-color,
+    held and duplicate frames dropped), then spread over the scenes: one frame
+    from each of ``n`` evenly spaced scenes, or several per scene when there
+    are fewer.  Returns ``[(rgb, "file@seconds"), ...]``.  Raises
+    :class:`ReferenceError` for a missing, unreadable or gray reference.
+    """
+    from .data.sampling import SceneSampler, SelectParams, ThumbIndex
+    from .data.sources import Source, discover, iter_frames
+
+    if n < 1:
+        raise ReferenceError(f"--reference-frames must be >= 1, got {n}")
+    sources, missing = discover(list(paths))
+    if missing:
+        raise ReferenceError(f"reference not found: {missing[0][0]}")
+    if not sources:
+        raise ReferenceError(f"no images or videos found in {', '.join(map(str, paths))}")
+    params = SelectParams(size=size, max_per_scene=max(2, min(8, n)))
+    known = ThumbIndex(params.thumb * params.thumb * 3)
+    groups: list[list[tuple[np.ndarray, str]]] = []
+    drops: dict[str, int] = {}
+    for src in sources:
+        errors: list[tuple[str, str]] = []
+        sampler = SceneSampler(params, known, keep_aspect=True)
+        try:
+            for f in iter_frames(src, errors):
+                sampler.push(f)
+        except Exception as e:  # noqa: BLE001 - PyAV raises many kinds for a file that is not a video
+            why = "not an image or video file" if "Invalid data" in str(e) else (str(e).splitlines()[0] if str(e) else type(e).__name__)
+            raise ReferenceError(f"cannot read reference {src.path} ({why})") from None
+        if errors:
+            raise ReferenceError(f"cannot read reference image {errors[0][0]}: {errors[0][1]}")
+        sampler.finish()
+        for k, v in sampler.drops.items():
+            drops[k] = drops.get(k, 0) + v
+        by_scene: dict[int, list[tuple[np.ndarray, str]]] = {}
+        for kf in sampler.kept:
+            label = kf.name or f"{src.path}@{kf.timestamp_s:.2f}"
+            by_scene.setdefault(kf.scene, []).append((kf.rgb, label))
+        groups.extend(by_scene[k] for k in sorted(by_scene))
+    if not groups:
+        what = ", ".join(map(str, paths))
+        if drops.get("low_color"):
+            raise ReferenceError(f"reference {what} is gray (no color to take from it); give color images or video")
+        raise ReferenceError(f"no usable reference frames in {what} (blank or unreadable)")
+    if len(groups) >= n:
+        return [groups[int((j + 0.5) * len(groups) / n)][len(groups[int((j + 0.5) * len(groups) / n)]) // 2] for j in range(n)]
+    picked: list[tuple[np.ndarray, str]] = []
+    depth = 0
+    while len(picked) < n and any(depth < len(g) for g in groups):
+        for g in groups:
+            if depth < len(g) and len(picked) < n:
+                picked.append(g[depth])
+        depth += 1
+    return picked
+
+
+# --------------------------------------------------------------------------- shots and keyframes
+
+#: Analysis width for the cut scan (``temporal.is_cut`` is calibrated at ~128x72).
+CUT_SCAN_WIDTH = 128
+
+
+@dataclass
+class ShotScan:
+    """What :func:`scan_shots` found: cut times and the luma of the frames at the keyframe times."""
+
+    cuts: list[float]
+    frames: int
+    duration: float
+    keyframe_luma: dict[int, np.ndarray]  # keyframe index -> full-range gray of the video frame shown at its time
+
+
+def scan_shots(
+    path: str | os.PathLike, times: Sequence[float] = (), until: float | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> ShotScan:
+    """Decode ``path`` once (small frames) up to ``until`` seconds: scene cuts and the frames at ``times``.
+
+    Cuts are judged by :func:`animecolor.temporal.is_cut`, the same test the
+    temporal smoothers reset on.  ``times`` (keyframe times) get the gray frame
+    shown at that time (the last frame starting at or before it), for checking
+    that a keyframe matches its frame.
+    """
+    import av
+
+    from .temporal import is_cut
+
+    want = sorted(range(len(times)), key=lambda i: times[i])
+    got: dict[int, np.ndarray] = {}
+    cuts: list[float] = []
+    prev_small = prev_full = None
+    prev_t = None
+    n = 0
+    t = 0.0
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as e:
+        raise OSError(f"cannot open video {path}: {e}") from None
+    try:
+        if not container.streams.video:
+            raise ValueError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        start = None
+        k = 0
+        for frame in container.decode(stream):
+            t = float(frame.time) if frame.time is not None else n / float(stream.average_rate or 24)
+            if start is None:
+                start = t
+            t -= start
+            h = max(2, int(round(frame.height * CUT_SCAN_WIDTH / frame.width / 2)) * 2)
+            small = frame.reformat(width=CUT_SCAN_WIDTH, height=h, format="gray").to_ndarray()
+            if prev_small is not None and is_cut(prev_small, small):
+                cuts.append(t)
+            while k < len(want) and times[want[k]] < t - 1e-6:
+                if prev_full is not None:
+                    got[want[k]] = prev_full
+                k += 1
+            prev_small = small
+            if k < len(want):
+                prev_full = frame.to_ndarray(format="gray")
+            prev_t = t
+            n += 1
+            if progress is not None and n % 50 == 0:
+                progress(t)
+            if until is not None and t > until and k >= len(want):
+                break
+        while k < len(want) and prev_full is not None and prev_t is not None:
+            if times[want[k]] <= prev_t + 1.0 / float(stream.average_rate or 24) + 1e-6:
+                got[want[k]] = prev_full
+            k += 1
+    except av.FFmpegError as e:
+        raise OSError(f"cannot decode {path}: {e}") from None
+    finally:
+        container.close()
+    return ShotScan(cuts, n, t, got)
+
+
+def luma_match(keyframe_rgb: np.ndarray, frame_gray: np.ndarray) -> float:
+    """Correlation of a keyframe's brightness with the video frame's (1 = same picture)."""
+    g = gray_of_rgb(keyframe_rgb) if keyframe_rgb.ndim == 3 else keyframe_rgb
+    size = (64, max(2, 64 * frame_gray.shape[0] // frame_gray.shape[1]))
+    a = cv2.resize(g, size, interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    b = cv2.resize(frame_gray, size, interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    a -= a.mean()
+    b -= b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+# --------------------------------------------------------------------------- features
+
+
+class _Features:
+    """Features of gray frames on the stride-8 grid, unit-norm per position, from a ModelColorizer's network.
+
+    ``source``: "+"-joined parts, each L2-normalized, concatenated, normalized
+    again: ``bbS`` the backbone's output at stride S; ``decS`` the decoder's
+    fused features at stride S (runs the whole network).
+    """
+
+    stride = 8
+
+    def __init__(self, base: ModelColorizer, source: str = "bb8+bb16"):
+        self.base = base
+        self.device = base.device
+        self._lut = base._lut
+        self.net = base.model
+        self.strides = list(self.net.backbone.strides)
+        self.parts = source.split("+")
+        self._dec = any(p.startswith("dec") for p in self.parts)
+        self._n_taps = max(self.strides.index(int(p[2:])) for p in self.parts if p.startswith("bb")) + 1 if not self._dec else len(self.strides)
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        return self.base.working_size(width, height)
+
+    @torch.inference_mode()
+    def __call__(self, gray: np.ndarray, with_prediction: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """uint8 ``(N, h, w)`` at working size -> features ``(N, C, h/8, w/8)`` (unit-norm per
+        position) and, with ``with_prediction``, the base model's a/b ``(N, 2, h/s, w/s)`` from the same pass."""
+        g = torch.from_numpy(np.ascontiguousarray(gray)).to(self.device)
+        x = self._lut[g.long()].unsqueeze(1).contiguous(memory_format=torch.channels_last)
+        pred = None
+        with self.base._ctx():
+            if with_prediction:
+                feats = self.net.backbone(x)
+                dec = _decoder_maps(self.net, feats, full=True)
+                pred = self.net.decode(dec["out"]).float()
+            else:
+                feats = _backbone_until(self.net.backbone, x, self._n_taps)
+                dec = _decoder_maps(self.net, feats) if self._dec else {}
+        h8, w8 = gray.shape[1] // 8, gray.shape[2] // 8
+        maps = []
+        for p in self.parts:
+            s = int(p[3:]) if p.startswith("dec") else int(p[2:])
+            m = dec[s] if p.startswith("dec") else feats[self.strides.index(s)]
+            m = m.float()
+            if m.shape[-2:] != (h8, w8):
+                if s > 8:
+                    m = TF.interpolate(m, size=(h8, w8), mode="bilinear", align_corners=False)
+                else:
+                    m = TF.adaptive_avg_pool2d(m, (h8, w8))
+            maps.append(TF.normalize(m, dim=1))
+        return TF.normalize(torch.cat(maps, 1), dim=1).contiguous(), pred
+
+
+def _decoder_maps(net, feats: list[torch.Tensor], full: bool = False) -> dict:
+    """The residual decoder's fused features by stride, down to stride 8 (mirrors
+    ``ResidualColorizer.forward``); with ``full``, all of them and the head output (key ``"out"``)."""
+    feats = [feats[i] for i in net._keep]
+    strides = [net.backbone.strides[i] for i in net._keep]
+    y = net.fuse[-1](net.lateral[-1](feats[-1]))
+    out: dict = {strides[-1]: y}
+    for j in range(len(feats) - 2, -1, -1):
+        if strides[j] < 8 and not full:
+            break
+        y = TF.interpolate(y, size=feats[j].shape[-2:], mode="bilinear", align_corners=False)
+        y = net.reduce[j](y) + net.lateral[j](feats[j])
+        y = net.fuse[j](y)
+        out[strides[j]] = y
+    if full:
+        o = net.head(y)
+        if net._out_stride != net.output_stride:
+            o = TF.interpolate(o, scale_factor=net._out_stride / net.output_stride, mode="bilinear", align_corners=False)
+        out["out"] = o
+    return out
+
+
+def _backbone_until(bb, x: torch.Tensor, n_taps: int) -> list[torch.Tensor]:
+    """The first ``n_taps`` feature maps of a backbone, stopping early when it allows."""
+    if hasattr(bb, "features_until"):
+        return bb.features_until(x, n_taps)
+    return bb(x)[:n_taps]
+
+
+# --------------------------------------------------------------------------- the bank
+
+
+@dataclass
+class ReferenceBank:
+    """Encoded references: cell features and luma-band a/b tables (see module doc)."""
+
+    feats: torch.Tensor  # (M, C) unit vectors
+    pos: torch.Tensor  # (M, 2) cell centre (x, y) as fractions of the frame
+    sums: torch.Tensor  # (M, B, 2) band-smoothed a/b sums, normalized per cell
+    counts: torch.Tensor  # (M, B) band-smoothed pixel counts, normalized per cell
+    global_sums: torch.Tensor  # (B, 2)
+    global_counts: torch.Tensor  # (B,)
+    frames: int = 0
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def positions(self) -> int:
+        return int(self.feats.shape[0])
+
+    def lut(self) -> np.ndarray:
+        """The references' global table as a 256-level a/b lookup table ``(256, 2)``."""
+        bands = self.global_counts.shape[0]
+        g = torch.arange(256)
+        lo, hi, w = _band_coords(g, bands)
+        s = self.global_sums[lo] * (1 - w)[:, None] + self.global_sums[hi] * w[:, None]
+        c = self.global_counts[lo] * (1 - w) + self.global_counts[hi] * w
+        return (s / c.clamp_min(1e-6)[:, None]).cpu().numpy().astype(np.float32)
+
+
+def _cell_pos(hc: int, wc: int) -> torch.Tensor:
+    """Centres (x, y) of an ``hc x wc`` grid's cells as fractions of the frame, ``(hc*wc, 2)``."""
+    y, x = torch.meshgrid((torch.arange(hc) + 0.5) / hc, (torch.arange(wc) + 0.5) / wc, indexing="ij")
+    return torch.stack([x.reshape(-1), y.reshape(-1)], 1)
+
+
+def _cell_tables(gray: np.ndarray, ab: np.ndarray, cell: int, bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell band sums ``(h/cell*w/cell, B, 2)`` and counts ``(.., B)`` of one frame at working size."""
+    h, w = gray.shape
+    hc, wc = h // cell, w // cell
+    band = np.minimum(gray.astype(np.int64) * bands // 256, bands - 1)
+    cy = np.minimum(np.arange(h) // cell, hc - 1)
+    cx = np.minimum(np.arange(w) // cell, wc - 1)
+    cid = (cy[:, None] * wc + cx[None, :]).astype(np.int64)
+    key = (cid * bands + band).reshape(-1)
+    n = hc * wc * bands
+    counts = np.bincount(key, minlength=n).astype(np.float32)
+    sa = np.bincount(key, weights=ab[..., 0].reshape(-1), minlength=n).astype(np.float32)
+    sb = np.bincount(key, weights=ab[..., 1].reshape(-1), minlength=n).astype(np.float32)
+    return np.stack([sa, sb], -1).reshape(hc * wc, bands, 2), counts.reshape(hc * wc, bands)
+
+
+def encode_references(
+    base: ModelColorizer,
+    rgb_frames: Iterable[np.ndarray],
+    params: MatchParams | None = None,
+    names: Sequence[str] = (),
+    seed: int = 0,
+) -> ReferenceBank:
+    """Encode color reference frames (uint8 RGB, any size) into a :class:`ReferenceBank`."""
+    params = params or REFERENCE_PARAMS
+    feat = _Features(base, params.features)
+    kern = torch.from_numpy(_band_kernel(params.bands, params.band_sigma))
+    F_list, S_list, C_list, P_list = [], [], [], []
+    g_s = torch.zeros(params.bands, 2)
+    g_c = torch.zeros(params.bands)
+    n = 0
+    for rgb in rgb_frames:
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ReferenceError(f"a reference frame must be uint8 RGB (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        H, W = rgb.shape[:2]
+        size = feat.working_size(W, H)
+        rgb_w = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if (W, H) != tuple(size) else rgb
+        gray = gray_of_rgb(rgb_w)
+        ab = rgb_to_lab(rgb_w)[..., 1:]
+        f = feat(gray[None])[0][0]  # (C, hc, wc)
+        C, hc, wc = f.shape
+        sums, counts = _cell_tables(gray, ab, feat.stride, params.bands)
+        sums, counts = torch.from_numpy(sums[: hc * wc]), torch.from_numpy(counts[: hc * wc])
+        g_s += sums.sum(0)
+        g_c += counts.sum(0)
+        F_list.append(f.reshape(C, -1).t().cpu())
+        P_list.append(_cell_pos(hc, wc))
+        S_list.append(sums)
+        C_list.append(counts)
+        n += 1
+    if n == 0:
+        raise ReferenceError("no reference frames to encode")
+    feats = torch.cat(F_list)
+    pos = torch.cat(P_list)
+    sums = torch.cat(S_list)
+    counts = torch.cat(C_list)
+    if feats.shape[0] > params.max_positions:
+        gen = torch.Generator().manual_seed(seed)
+        keep = torch.randperm(feats.shape[0], generator=gen)[: params.max_positions].sort().values
+        feats, pos, sums, counts = feats[keep], pos[keep], sums[keep], counts[keep]
+    # smooth across bands, then normalize each cell to unit mass (every cell counts the same)
+    sums = torch.einsum("mbc,bd->mdc", sums, kern)
+    counts = counts @ kern
+    mass = counts.sum(1, keepdim=True).clamp_min(1e-6)
+    sums, counts = sums / mass[..., None], counts / mass
+    g_s = kern @ g_s
+    g_c = kern @ g_c
+    gm = g_c.sum().clamp_min(1e-6)
+    dev = base.device
+    return ReferenceBank(
+        feats.to(dev), pos.to(dev), sums.to(dev), counts.to(dev), (g_s / gm).to(dev), (g_c / gm).to(dev), n, list(names)
+    )
+
+
+def merge_banks(banks: Sequence[ReferenceBank], weights: Sequence[float] | None = None) -> ReferenceBank:
+    """One bank holding the cells of several (global tables averaged, weighted by ``weights``)."""
+    if len(banks) == 1:
+        return banks[0]
+    w = list(weights) if weights is not None else [1.0] * len(banks)
+    tot = sum(w)
+    return ReferenceBank(
+        torch.cat([b.feats for b in banks]),
+        torch.cat([b.pos for b in banks]),
+        torch.cat([b.sums for b in banks]),
+        torch.cat([b.counts for b in banks]),
+        sum(b.global_sums * (x / tot) for b, x in zip(banks, w)),
+        sum(b.global_counts * (x / tot) for b, x in zip(banks, w)),
+        sum(b.frames for b in banks),
+        [n for b in banks for n in b.names],
+    )
+
+
+# --------------------------------------------------------------------------- transfer
+
+
+@torch.inference_mode()
+def transfer(
+    bank: ReferenceBank,
+    feats: torch.Tensor,
+    gray_ab: torch.Tensor,
+    params: MatchParams | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """a/b for target frames from the bank.
+
+    feats: ``(N, C, hc, wc)`` target features (unit-norm); gray_ab: uint8/float
+    ``(N, h, w)`` target gray at the a/b size.  Returns a/b ``(N, 2, h, w)`` and
+    the per-cell confidence ``(N, hc, wc)`` (best similarity).
+    """
+    params = params or REFERENCE_PARAMS
+    N, C, hc, wc = feats.shape
+    B = params.bands
+    q = feats.permute(0, 2, 3, 1).reshape(-1, C)
+    qpos = _cell_pos(hc, wc).to(q.device).repeat(N, 1) if params.pos_weight > 0 else None
+    k = min(params.top_k, bank.positions)
+    mix_s = torch.empty(q.shape[0], B, 2, device=q.device)
+    mix_c = torch.empty(q.shape[0], B, device=q.device)
+    best = torch.empty(q.shape[0], device=q.device)
+    for i in range(0, q.shape[0], params.chunk):
+        sim = q[i : i + params.chunk] @ bank.feats.t()
+        if qpos is not None:  # prefer the same place in the picture (a keyframe of the same shot)
+            sim = sim - params.pos_weight * torch.cdist(qpos[i : i + params.chunk], bank.pos).square_()
+        val, idx = sim.topk(k, dim=1)
+        w = torch.exp((val - 1.0) / params.tau)  # (n, k)
+        mix_s[i : i + params.chunk] = torch.einsum("nk,nkbc->nbc", w, bank.sums[idx])
+        mix_c[i : i + params.chunk] = torch.einsum("nk,nkb->nb", w, bank.counts[idx])
+        best[i : i + params.chunk] = val[:, 0]
+    mix_s = mix_s + params.prior * bank.global_sums
+    mix_c = mix_c + params.prior * bank.global_counts
+    # (N, 3B, hc, wc) -> upsample to the a/b grid
+    grid = torch.cat([mix_s.reshape(-1, 2 * B), mix_c], 1).reshape(N, hc, wc, 3 * B).permute(0, 3, 1, 2)
+    h, w = gray_ab.shape[-2:]
+    grid = TF.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)
+    s = grid[:, : 2 * B].reshape(N, B, 2, h, w)
+    c = grid[:, 2 * B :]
+    lo, hi, t = _band_coords(gray_ab.to(grid.device), B)
+    lo, hi = lo.unsqueeze(1), hi.unsqueeze(1)
+    t = t.unsqueeze(1)
+    c_pix = c.gather(1, lo) * (1 - t) + c.gather(1, hi) * t  # (N, 1, h, w)
+    a_pix = s[:, :, 0].gather(1, lo) * (1 - t) + s[:, :, 0].gather(1, hi) * t
+    b_pix = s[:, :, 1].gather(1, lo) * (1 - t) + s[:, :, 1].gather(1, hi) * t
+    ab = torch.cat([a_pix, b_pix], 1) / c_pix.clamp_min(1e-8)
+    return ab, best.reshape(N, hc, wc)
+
+
+# --------------------------------------------------------------------------- colorizers
+
+
+class ReferenceColorizer:
+    """Colors every frame from one bank of reference stills (a series' palette).
+
+    ``base``: the :class:`~animecolor.colorize.ModelColorizer` whose network
+    encodes the frames.  With ``params.gate`` set, cells whose best match is
+    weak take the base model's own prediction instead (blended linearly
+    between the two similarity levels); otherwise the base prediction is not
+    computed.
+    """
+
+    def __init__(self, base: ModelColorizer, bank: ReferenceBank, params: MatchParams | None = None, name: str = "reference"):
+        self.base = base
+        self.bank = bank
+        self.params = params or REFERENCE_PARAMS
+        self.name = name
+        self._feat = _Features(base, self.params.features)
+        self.output_stride = base.output_stride
+        self.device = base.device
+
+    @classmethod
+    def from_images(cls, base: ModelColorizer, rgb_frames: Sequence[np.ndarray], params: MatchParams | None = None, name: str = "reference"):
+        params = params or REFERENCE_PARAMS
+        return cls(base, encode_references(base, rgb_frames, params), params, name)
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        return self.base.working_size(width, height)
+
+    def __call__(self, gray: np.ndarray) -> np.ndarray:
+        return self.colorize_with(self.bank, gray)
+
+    def colorize_with(self, bank: ReferenceBank, gray: np.ndarray) -> np.ndarray:
+        """a/b ``(N, h/s, w/s, 2)`` for gray frames at working size, from ``bank``."""
+        if gray.ndim != 3 or gray.dtype != np.uint8:
+            raise ValueError(f"expected uint8 (N, h, w) gray batch, got {gray.dtype} {gray.shape}")
+        s = self.output_stride
+        N, h, w = gray.shape
+        if N == 0:
+            return np.zeros((0, h // s, w // s, 2), np.float32)
+        p = self.params
+        feats, base_ab = self._feat(gray, with_prediction=p.gate is not None)
+        g_ab = np.stack([fr.ab_gray_size(g, (h // s, w // s)) for g in gray])
+        ab, conf = transfer(bank, feats, torch.from_numpy(g_ab).to(self.device), p)
+        if base_ab is not None:
+            lo, hi = p.gate
+            wgt = ((conf - lo) / (hi - lo)).clamp_(0, 1).unsqueeze(1)
+            wgt = TF.interpolate(wgt, size=ab.shape[-2:], mode="bilinear", align_corners=False)
+            ab = wgt * ab + (1 - wgt) * base_ab.to(ab.dtype)
+        return ab.permute(0, 2, 3, 1).float().cpu().numpy()
+
+
+def copy_keyframe_chroma(keyframe_rgb: np.ndarray, size: tuple[int, int], stride: int) -> np.ndarray:
+    """The naive baseline: the keyframe's own a/b, resized to the a/b grid ``(h/s, w/s, 2)``."""
+    w, h = size
+    small = cv2.resize(keyframe_rgb, (w // stride, h // stride), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(rgb_to_lab(small)[..., 1:])
+
+
+@dataclass
+class Keyframe:
+    """A colored version (uint8 RGB) of the frame shown at ``time`` seconds."""
+
+    rgb: np.ndarray
+    time: float
+    name: str = ""
+
+
+class KeyframeColorizer:
+    """Colors each shot from its colored keyframes; shots without one go to ``fallback``.
+
+    ``cuts``: times (seconds from the first frame) of the scene cuts.  A frame
+    at time ``t`` belongs to the shot between the cuts around it; the keyframes
+    whose times fall in that shot form its bank, so colors carry forward and
+    backward from a keyframe up to the cuts.  Frames of a shot without a
+    keyframe are colored by ``fallback`` (default: the base model; pass a
+    :class:`ReferenceColorizer` to use reference stills there).  Within a
+    shot, cells that match the keyframe weakly (new content, a dissolve the
+    cut test missed) blend toward the base model (``params.gate``).
+
+    It needs each frame's time: ``uses_time = True`` makes every caller go
+    through :func:`animecolor.colorize.apply_colorizer` with the times.
+    """
+
+    uses_time = True
+
+    def __init__(
+        self,
+        base: ModelColorizer,
+        keyframes: Sequence[Keyframe],
+        cuts: Sequence[float] = (),
+        fallback: Colorizer | None = None,
+        params: MatchParams | None = None,
+        name: str = "keyframes",
+        method: str = "match",
+    ):
+        if not keyframes:
+            raise ReferenceError("no keyframes given")
+        if method not in ("match", "copy"):
+            raise ValueError(f"unknown keyframe method {method!r}; choose match or copy")
+        self.method = method  # "copy": the naive baseline, the nearest keyframe's own chroma on every frame of its shot
+        self.base = base
+        self.params = params or KEYFRAME_PARAMS
+        self.name = name
+        self.fallback = fallback if fallback is not None else base
+        self.output_stride = base.output_stride
+        self.device = base.device
+        self._ref = ReferenceColorizer(base, None, self.params, name)  # type: ignore[arg-type]  # bank given per call
+        self.cuts = sorted(float(c) for c in cuts)
+        self.keyframes = sorted(keyframes, key=lambda k: k.time)
+        self._by_shot: dict[int, list[Keyframe]] = {}
+        for kf in self.keyframes:
+            self._by_shot.setdefault(self.shot_of(kf.time), []).append(kf)
+        self._cached: tuple[int, ReferenceBank] | None = None  # one shot's bank at a time: memory stays flat
+
+    def shot_of(self, t: float) -> int:
+        """Index of the shot holding time ``t`` (0 before the first cut)."""
+        return bisect.bisect_right(self.cuts, t + 1e-6)
+
+    def _bank(self, shot: int) -> ReferenceBank | None:
+        kfs = self._by_shot.get(shot)
+        if kfs is None:
+            return None
+        if self.method == "copy":
+            return kfs  # type: ignore[return-value]  # only tested for None
+        if self._cached is None or self._cached[0] != shot:
+            self._cached = (shot, encode_references(self.base, [k.rgb for k in kfs], self.params, [k.name for k in kfs]))
+        return self._cached[1]
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        return self.base.working_size(width, height)
+
+    def __call__(self, gray: np.ndarray, times: Sequence[float] | None = None) -> np.ndarray:
+        if times is None or len(times) != len(gray):
+            raise ValueError(f"{self.name} needs one time per frame, got {None if times is None else len(times)} for {len(gray)}")
+        s = self.output_stride
+        N, h, w = gray.shape
+        out = np.zeros((N, h // s, w // s, 2), np.float32)
+        shots = np.array([self.shot_of(float(t)) for t in times], dtype=np.int64)
+        for shot in dict.fromkeys(shots.tolist()):  # in order of appearance
+            sel = np.flatnonzero(shots == shot)
+            bank = self._bank(int(shot))
+            if bank is None:
+                out[sel] = apply_colorizer(self.fallback, gray[sel], [times[i] for i in sel])
+            elif self.method == "copy":
+                kfs = self._by_shot[int(shot)]
+                for i in sel:
+                    kf = min(kfs, key=lambda k: abs(k.time - float(times[i])))
+                    out[i] = copy_keyframe_chroma(kf.rgb, (w, h), s)
+            else:
+                out[sel] = self._ref.colorize_with(bank, gray[sel])
+        return out
+
+
+# --------------------------------------------------------------------------- building from user input
+
+#: ``--reference-frames`` default: frames sampled from the references (picked on validation, docs/reference.md).
+DEFAULT_REFERENCE_FRAMES = 16
+#: Brightness correlation under which a keyframe is reported as not matching its frame.
+MIN_KEYFRAME_MATCH = 0.7
+
+
+def parse_keyframe(spec: str) -> tuple[Path, str]:
+    """``IMAGE@TIME`` -> (image path, time text); TIME in seconds or HH:MM:SS.mmm."""
+    path, sep, when = str(spec).rpartition("@")
+    if not sep or not path or not when:
+        raise ReferenceError(f"bad --keyframe {spec!r}: use IMAGE@TIME, e.g. shot1.png@12.5 or shot1.png@00:01:02.250")
+    from .preview import parse_time
+
+    try:
+        at = parse_time(when)
+    except ValueError as e:
+        raise ReferenceError(f"bad --keyframe {spec!r}: {e}") from None
+    if at.frame is not None:
+        raise ReferenceError(f"bad --keyframe {spec!r}: give TIME in seconds or HH:MM:SS.mmm, not a frame number")
+    return Path(path), when
+
+
+def load_keyframe(path: str | os.PathLike) -> np.ndarray:
+    """Read a colored keyframe image (uint8 RGB); unreadable or gray images raise :class:`ReferenceError`."""
+    from .data.sources import load_image
+
+    path = Path(path)
+    if not path.is_file():
+        raise ReferenceError(f"keyframe image not found: {path}")
+    try:
+        rgb = load_image(str(path))
+    except (ValueError, OSError):
+        raise ReferenceError(f"cannot read keyframe image {path} (not an image file?)") from None
+    check_color(rgb, f"keyframe {path.name}")
+    return rgb
+
+
+def guided_colorizer(
+    base: ModelColorizer,
+    video: str | os.PathLike | None = None,
+    *,
+    references: Sequence[str | os.PathLike] = (),
+    reference_frames: int = DEFAULT_REFERENCE_FRAMES,
+    keyframes: Sequence[str] = (),
+    on_warning: Callable[[str], None] | None = None,
+) -> Colorizer:
+    """The colorizer for ``episode``/``preview``'s ``--reference`` and ``--keyframe`` options.
+
+    ``references``: color images, folders or videos; up to ``reference_frames``
+    frames are sampled across their scenes.  ``keyframes``: ``IMAGE@TIME``
+    specs for ``video`` (scanned once up to the last keyframe for scene cuts
+    and for the frames at those times).  With neither, ``base`` itself.
+    Keyframe shots use the keyframes; the other shots the references if
+    given, else the base model.
+    """
+    col: Colorizer = base
+    if references:
+        refs = sample_references(references, reference_frames)
+        col = ReferenceColorizer(base, encode_references(base, [r for r, _ in refs], REFERENCE_PARAMS, [n for _, n in refs]),
+                                 REFERENCE_PARAMS, name=f"reference ({len(refs)} frames)")
+    if not keyframes:
+        return col
+    if video is None:
+        raise ValueError("keyframes need the video they belong to")
+    parsed = [parse_keyframe(k) for k in keyframes]
+    images = [load_keyframe(p) for p, _ in parsed]
+    from .preview import parse_time
+
+    times = [parse_time(w).to_seconds(25.0) for _, w in parsed]
+    scan = scan_shots(video, times, until=max(times))
+    kfs = []
+    for i, ((path, when), rgb) in enumerate(zip(parsed, images)):
+        frame = scan.keyframe_luma.get(i)
+        if frame is None:
+            raise ReferenceError(f"keyframe {path.name}@{when} is past the end of {Path(video).name} (it lasts {scan.duration:.3f} s)")
+        H, W = frame.shape
+        if rgb.shape[:2] != (H, W):
+            rgb = cv2.resize(rgb, (W, H), interpolation=cv2.INTER_AREA if rgb.shape[0] > H else cv2.INTER_CUBIC)
+        match = luma_match(rgb, frame)
+        if match < MIN_KEYFRAME_MATCH and on_warning is not None:
+            on_warning(f"keyframe {path.name} does not look like the frame at {when} (brightness correlation {match:.2f}); "
+                       "check its time")
+        kfs.append(Keyframe(rgb, times[i], path.name))
+    return KeyframeColorizer(base, kfs, scan.cuts, fallback=col, params=KEYFRAME_PARAMS,
+                             name=f"keyframes ({len(kfs)})" + (f" + {col.name}" if col is not base else ""))
