@@ -75,7 +75,7 @@ class MatchParams:
     band_sigma: float = 0.5  # smoothing of the tables across bands (in bands)
     gate: tuple[float, float] | None = None  # best similarity (lo, hi): below lo the base model's color, above hi the transfer
     pos_weight: float = 0.0  # similarity cost of distance in the picture (squared, frame fractions)
-    max_positions: int = 8192  # cap on reference cells kept in the bank
+    max_positions: int = 4096  # cap on reference cells kept in the bank (a random subset beyond it)
     chunk: int = 2048  # target cells per similarity block (bounds memory)
 
 

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -53,6 +54,7 @@ def make_source(src: Path, dst: Path, width: int, height: int, frames: int) -> P
             for p in g.planes[1:]:
                 np.frombuffer(memoryview(p), np.uint8)[:] = 128
             g.pts = n
+            g.time_base = 1 / Fraction(vin.average_rate or 24)  # frame n at n / rate seconds
             for pk in vs.encode(g):
                 out.mux(pk)
             n += 1
@@ -93,12 +95,48 @@ def model_fps(colorizer, src: Path, batch: int) -> float:
         ys = [luma_plane(f)[0] for f in inp.decode(video=0)]
     size = colorizer.working_size(ys[0].shape[1], ys[0].shape[0])
     grays = np.stack([F.model_input(y, size) for y in ys])
+    from animecolor.colorize import apply_colorizer
+
+    times = [i / 24 for i in range(len(grays))]
     for _ in range(2):  # warm-up (oneDNN builds its kernels for the shape on the first calls)
-        colorizer(grays[:batch])
+        apply_colorizer(colorizer, grays[:batch], times[:batch])
     t0 = time.perf_counter()
     for i in range(0, len(grays), batch):
-        colorizer(grays[i : i + batch])
+        apply_colorizer(colorizer, grays[i : i + batch], times[i : i + batch])
     return len(grays) / (time.perf_counter() - t0)
+
+
+def guided(col, mode: str, src: Path, reference: str | None, keyframe: str | None):
+    """The colorizer of ``episode --reference`` / ``--keyframe`` for ``mode`` (plain: ``col``), and its set-up seconds."""
+    from animecolor.reference import guided_colorizer
+
+    t0 = time.perf_counter()
+    if mode == "reference":
+        col = guided_colorizer(col, src, references=[reference])
+    elif mode == "keyframe":
+        col = guided_colorizer(col, src, keyframes=[keyframe])
+    return col, time.perf_counter() - t0
+
+
+def write_keyframe(src: Path, dst: Path, width: int, height: int, frames: int) -> str:
+    """``IMAGE@TIME``: the color original of the benchmark clip's first colored frame (the source
+    fades in from black) at ``width x height``, its keyframe."""
+    import cv2
+
+    from animecolor.reference import ReferenceError, check_color
+
+    with av.open(str(src)) as inp:
+        rate = float(inp.streams.video[0].average_rate or 24)
+        for i, f in enumerate(inp.decode(video=0)):
+            rgb = f.to_ndarray(width=width, height=height, format="rgb24")
+            try:
+                check_color(rgb, "frame")
+                break
+            except ReferenceError:
+                if i + 1 >= frames:
+                    raise SystemExit(f"no colored frame in the first {frames} frames of {src}") from None
+    cv2.imwrite(str(dst), rgb[..., ::-1])
+    return f"{dst}@{i / rate:.3f}"
 
 
 def load(weights: str | None, device: str, working_size: int | None = None):
@@ -125,9 +163,10 @@ def child_e2e(args) -> None:
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
     col, _ = load(args.weights, args.device, args.working_size)
+    col, setup = guided(col, args.mode, Path(args.src), args.reference, args.keyframe)
     res = colorize_video(args.src, args.dst, col, overwrite=True, crf=args.crf, preset=args.preset, batch_size=args.batch)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
-    print(json.dumps({"fps": res.fps, "rss_mib": rss, "frames": res.frames}))
+    print(json.dumps({"fps": res.fps, "rss_mib": rss, "frames": res.frames, "setup_s": setup}))
 
 
 def main() -> int:
@@ -143,6 +182,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--working-size", type=int, default=None, help="model input long side (default: the checkpoint's)")
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
+    ap.add_argument("--modes", default="plain",
+                    help="comma list of plain, reference (16 frames sampled from --source, color), keyframe "
+                         "(the source's first colored frame, in color); the guided modes get a second table")
+    ap.add_argument("--mode", default="plain", help=argparse.SUPPRESS)
+    ap.add_argument("--reference", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--keyframe", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
     ap.add_argument("--dst", help=argparse.SUPPRESS)
@@ -158,6 +203,11 @@ def main() -> int:
     col, wname = load(args.weights, args.device, args.working_size)
     batch = args.batch or default_batch_size(col.device)
     rows = []
+    modes = [m for m in args.modes.split(",") if m]
+    for m in modes:
+        if m not in ("plain", "reference", "keyframe"):
+            ap.error(f"unknown mode {m!r}")
+    guide_rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for size in args.sizes.split(","):
@@ -172,8 +222,22 @@ def main() -> int:
                 cmd += ["--weights", args.weights]
             if args.working_size:
                 cmd += ["--working-size", str(args.working_size)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            e2e = json.loads(out.strip().splitlines()[-1])
+            kf = write_keyframe(args.source, tmp / f"kf_{w}x{h}.png", w, h, args.frames)
+            per_mode = {}
+            for mode in modes:  # guided modes run right after the plain one, so their ratios share a moment
+                c = cmd + ["--mode", mode, "--reference", str(args.source), "--keyframe", str(kf)]
+                run = subprocess.run(c, capture_output=True, text=True)
+                if run.returncode:
+                    sys.exit(f"{mode} run failed:\n{run.stderr[-3000:]}")
+                out = run.stdout
+                res = json.loads(out.strip().splitlines()[-1])
+                gcol, _ = guided(col, mode, src, str(args.source), str(kf))
+                res["model_fps"] = model_fps(gcol, src, batch)
+                per_mode[mode] = res
+            e2e = per_mode.get("plain") or next(iter(per_mode.values()))
+            for mode, res in per_mode.items():
+                guide_rows.append((f"{w}x{h}", mode, res["model_fps"], res["fps"], res["fps"] / e2e["fps"],
+                                   res["model_fps"] / per_mode[next(iter(per_mode))]["model_fps"], res["setup_s"], res["rss_mib"]))
             # measure the parts again after the end-to-end run and average: on a shared
             # machine the load drifts, and this brackets the end-to-end run in time
             t_fps = (t_fps + transcode_fps(src, tmp / "transcode.mp4", args.crf, args.preset)) / 2
@@ -198,6 +262,18 @@ def main() -> int:
         "|---|---:|---:|---:|---:|---:|",
     ]
     lines += [f"| {s} | {t:.1f} | {m:.1f} | {e:.1f} | {r:.2f} | {rss:.0f} |" for s, t, m, e, r, rss in rows]
+    if len(modes) > 1:
+        first = modes[0]
+        lines += [
+            "",
+            f"Guided modes (each run right after the {first} one, same clip; set-up = sampling/encoding the references, "
+            "or the keyframe's scan of the video, before the first frame):",
+            "",
+            f"| size | mode | colorizer-only fps | end-to-end fps | e2e / {first} e2e | colorizer / {first} model | set-up (s) | peak RSS (MiB) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [f"| {s_} | {m} | {mf:.1f} | {e:.1f} | {r:.2f} | {mr:.2f} | {su:.1f} | {rss:.0f} |"
+                  for s_, m, mf, e, r, mr, su, rss in guide_rows]
     table = "\n".join(lines)
     print(table)
     if args.out:

@@ -1,0 +1,219 @@
+"""Reference stills and colored keyframes (animecolor.reference): method, plumbing, errors."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from animecolor import frames as fr
+from animecolor import metrics
+from animecolor import reference as R
+from animecolor.cli import main
+from animecolor.colorize import apply_colorizer, load_colorizer
+
+from conftest import ConstColorizer, clip_frame, decode_planes, make_clip, write_rgb_clip
+
+
+@pytest.fixture(scope="module")
+def base():
+    """The shipped weights (the method matches their backbone features)."""
+    return load_colorizer(None, "cpu")
+
+
+def _colorize(col, rgbs, times=None):
+    """Colorize the luma of color frames with ``col``; the merged RGB frames."""
+    H, W = rgbs[0].shape[:2]
+    ys = [fr.rgb_to_y(r) for r in rgbs]
+    gray = np.stack([fr.model_input(y, col.working_size(W, H)) for y in ys])
+    ab = apply_colorizer(col, gray, times)
+    out = []
+    for y, a in zip(ys, ab):
+        u, v = fr.chroma_for(y, a, "444")
+        out.append(fr.yuv_to_rgb(y, u, v))
+    return out
+
+
+def _de(outs, gts):
+    return float(np.mean([metrics.ciede2000(o, g) for o, g in zip(outs, gts)]))
+
+
+def test_keyframe_colors_carry_to_moving_frames(base):
+    # Frames 1..9 of the synthetic cartoon (the disk moves) from frame 0 as the colored keyframe:
+    # far closer to the truth than gray, than the model alone, and than copying the keyframe's chroma
+    W, H = 192, 128
+    gts = [clip_frame(i, W, H, gray=False) for i in range(10)]
+    kf = R.KeyframeColorizer(base, [R.Keyframe(gts[0], 0.0)])
+    times = [i / 12 for i in range(1, 10)]
+    de_kf = _de(_colorize(kf, gts[1:], times), gts[1:])
+    de_gray = _de([np.repeat(cv2.cvtColor(g, cv2.COLOR_RGB2GRAY)[..., None], 3, 2) for g in gts[1:]], gts[1:])
+    de_model = _de(_colorize(base, gts[1:]), gts[1:])
+    copy = R.KeyframeColorizer(base, [R.Keyframe(gts[0], 0.0)], method="copy")
+    de_copy = _de(_colorize(copy, gts[1:], times), gts[1:])
+    assert de_kf < 0.35 * de_gray
+    assert de_kf < 0.5 * de_model
+    assert de_kf < de_copy
+
+
+def test_reference_stills_give_their_palette(base):
+    # A reference of the same cartoon, another moment: its colors, where the model guesses
+    W, H = 192, 128
+    refs = [clip_frame(3, W, H, gray=False)]
+    gts = [clip_frame(i, W, H, gray=False) for i in (6, 8)]
+    ref = R.ReferenceColorizer.from_images(base, refs)
+    assert _de(_colorize(ref, gts), gts) < 0.5 * _de(_colorize(base, gts), gts)
+    lut = ref.bank.lut()
+    assert lut.shape == (256, 2) and np.isfinite(lut).all()
+
+
+def test_keyframe_stays_in_its_shot(base):
+    # shot 1 = [0, 2) s holds the keyframe; frames of shot 2 get the fallback's colors exactly
+    W, H = 128, 96
+    fallback = ConstColorizer(7.0, -9.0)
+    kf = R.KeyframeColorizer(base, [R.Keyframe(clip_frame(0, W, H, gray=False), 0.5)], cuts=[2.0], fallback=fallback)
+    assert kf.shot_of(1.99) == 0 and kf.shot_of(2.0) == 1
+    gray = np.zeros((3,) + base.working_size(W, H)[::-1], np.uint8) + 100
+    ab = apply_colorizer(kf, gray, [1.0, 2.5, 3.0])
+    assert np.allclose(ab[1:], [7.0, -9.0])
+    assert not np.allclose(ab[0], [7.0, -9.0])
+    with pytest.raises(ValueError, match="time"):
+        apply_colorizer(kf, gray, None)
+
+
+def test_plain_colorizers_are_called_without_times():
+    col = ConstColorizer()
+    out = apply_colorizer(col, np.zeros((2, 32, 32), np.uint8), [0.0, 0.1])
+    assert out.shape == (2, 16, 16, 2) and col.calls == 1
+
+
+def test_transfer_memory_is_chunked(base):
+    # a chunk smaller than the target grid gives the same answer as one block
+    W, H = 192, 128
+    gts = [clip_frame(i, W, H, gray=False) for i in (1, 4)]
+    bank = R.encode_references(base, [clip_frame(0, W, H, gray=False)])
+    gray = np.stack([fr.model_input(fr.rgb_to_y(g), base.working_size(W, H)) for g in gts])
+    feats, _ = R._Features(base)(gray)
+    import torch
+
+    g_ab = torch.from_numpy(np.stack([fr.ab_gray_size(g, (gray.shape[1] // 2, gray.shape[2] // 2)) for g in gray]))
+    a, _ = R.transfer(bank, feats, g_ab, R.MatchParams(chunk=7))
+    b, _ = R.transfer(bank, feats, g_ab, R.MatchParams(chunk=100000))
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_bank_is_capped(base):
+    rng = np.random.default_rng(0)
+    refs = [rng.integers(0, 255, (128, 192, 3), dtype=np.uint8) for _ in range(3)]
+    bank = R.encode_references(base, refs, R.MatchParams(max_positions=100))
+    assert bank.positions == 100
+
+
+def test_sample_references_spreads_and_checks(tmp_path):
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"r{i}.png"), clip_frame(2 * i, 160, 120, gray=False)[..., ::-1])
+    got = R.sample_references([folder], 3)
+    assert len(got) == 3 and all(r.dtype == np.uint8 and r.shape[2] == 3 for r, _ in got)
+    assert len({n for _, n in got}) == 3
+    assert len(R.sample_references([folder], 50)) == 5
+    vid = write_rgb_clip(tmp_path / "ref.mkv", [clip_frame(i, 160, 120, gray=False) for i in range(24)])
+    assert 1 <= len(R.sample_references([vid], 4)) <= 4
+    gray_png = tmp_path / "gray.png"
+    cv2.imwrite(str(gray_png), clip_frame(0, 160, 120, gray=True))
+    with pytest.raises(R.ReferenceError, match="gray"):
+        R.sample_references([gray_png], 4)
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    with pytest.raises(R.ReferenceError, match="not an image or video"):
+        R.sample_references([text], 4)
+    with pytest.raises(R.ReferenceError, match="not found"):
+        R.sample_references([tmp_path / "missing.png"], 4)
+
+
+def _two_shot_clip(path, n=12, w=128, h=96):
+    """``n`` frames of the cartoon, then ``n`` frames of a different picture (a hard cut at n/12 s)."""
+    other = [np.roll(clip_frame(i, w, h, gray=False)[::-1], w // 3, axis=1)[..., ::-1] // 2 + 60 for i in range(n)]
+    return write_rgb_clip(path, [clip_frame(i, w, h, gray=False) for i in range(n)] + other)
+
+
+def test_scan_finds_cut_and_keyframe_frames(tmp_path):
+    src = _two_shot_clip(tmp_path / "two.mkv")
+    scan = R.scan_shots(src, [0.0, 1.5, 5.0])
+    assert [round(c, 2) for c in scan.cuts] == [1.0]
+    assert scan.frames == 24 and set(scan.keyframe_luma) == {0, 1}
+    kf = clip_frame(0, 128, 96, gray=False)
+    assert R.luma_match(kf, scan.keyframe_luma[0]) > 0.95
+    assert R.luma_match(kf, scan.keyframe_luma[1]) < R.MIN_KEYFRAME_MATCH
+
+
+def test_parse_keyframe():
+    assert R.parse_keyframe("a@b.png@00:01:02.5") == (R.Path("a@b.png"), "00:01:02.5")
+    assert R.parse_keyframe("k.png@3")[1] == "3"
+    for bad in ("k.png", "@3", "k.png@", "k.png@#12", "k.png@soon"):
+        with pytest.raises(R.ReferenceError):
+            R.parse_keyframe(bad)
+
+
+def _episode(args, capsys):
+    rc = main(["episode", *map(str, args), "-q", "--device", "cpu"])
+    return rc, capsys.readouterr().err
+
+
+def test_cli_episode_with_keyframe_and_reference(tmp_path, capsys):
+    src = _two_shot_clip(tmp_path / "two.mkv")
+    kf = tmp_path / "kf.png"
+    cv2.imwrite(str(kf), cv2.resize(clip_frame(0, 128, 96, gray=False), (256, 192))[..., ::-1])  # other size: scaled
+    out = tmp_path / "out.mkv"
+    rc, err = _episode([src, out, "--keyframe", f"{kf}@0.5", "--reference", kf], capsys)
+    assert rc == 0 and out.is_file(), err
+    planes = decode_planes(out)
+    assert len(planes) == 24
+    # a keyframe at the wrong time is reported, and still used
+    out2 = tmp_path / "out2.mkv"
+    rc = main(["episode", str(src), str(out2), "--keyframe", f"{kf}@1.5", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "does not look like the frame at 1.5" in err
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda d: ["--keyframe", f"{d / 'kf.png'}@9"], "past the end"),
+        (lambda d: ["--keyframe", f"{d / 'gray.png'}@0"], "gray"),
+        (lambda d: ["--keyframe", f"{d / 'missing.png'}@0"], "not found"),
+        (lambda d: ["--keyframe", f"{d / 'notes.png'}@0"], "cannot read keyframe"),
+        (lambda d: ["--keyframe", f"{d / 'kf.png'}"], "IMAGE@TIME"),
+        (lambda d: ["--reference", d / "gray.png"], "gray"),
+        (lambda d: ["--reference", d / "notes.mp4"], "not an image or video"),
+        (lambda d: ["--reference", d / "kf.png", "--reference-frames", "0"], "--reference-frames"),
+    ],
+)
+def test_cli_guide_errors_are_one_line(tmp_path, capsys, make_args, message):
+    src = make_clip(tmp_path / "in.mp4", n=6)
+    cv2.imwrite(str(tmp_path / "kf.png"), clip_frame(0, 96, 64, gray=False)[..., ::-1])
+    cv2.imwrite(str(tmp_path / "gray.png"), clip_frame(0, 96, 64, gray=True))
+    (tmp_path / "notes.png").write_text("text")
+    (tmp_path / "notes.mp4").write_text("text")
+    out = tmp_path / "out.mp4"
+    rc, err = _episode([src, out, *make_args(tmp_path)], capsys)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 1 and len(lines) == 1 and lines[0].startswith("animecolor: error:") and message in lines[0], err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_cli_evaluate_keyframe_first_and_reference(tmp_path):
+    src = write_rgb_clip(tmp_path / "color.mkv", [clip_frame(i, 128, 96, gray=False) for i in range(8)])
+    ref = tmp_path / "ref.png"
+    cv2.imwrite(str(ref), clip_frame(5, 128, 96, gray=False)[..., ::-1])
+    rep = tmp_path / "r.json"
+    rc = main(["evaluate", str(src), "--keyframe-first", "--reference", str(ref), "--reference-frames", "1", "2",
+               "--quiet", "--json", str(rep), "--device", "cpu"])
+    assert rc == 0
+    ov = json.loads(rep.read_text())["overall"]
+    cols = ov["colorizers"]
+    assert {"keyframe", "copy-keyframe", "reference-1", "lut-references-1", "default", "gray"} <= set(cols)
+    assert ov["frames"] == 7  # the keyframe itself is not scored
+    assert cols["keyframe"]["ciede2000"] < cols["gray"]["ciede2000"] / 3
