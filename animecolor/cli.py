@@ -41,11 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from av import FFmpegError
+
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("animecolor: interrupted", file=sys.stderr)
         return 130
+    except FFmpegError as e:  # one that no command turned into a message of its own
+        what = (e.strerror or str(e)).strip().splitlines()
+        print(f"animecolor: error: FFmpeg failed ({what[0] if what else type(e).__name__}); "
+              "the input may be damaged or unsupported", file=sys.stderr)
+        return 1
     except (CLIError, FileNotFoundError, FileExistsError, PermissionError, ValueError, RuntimeError, OSError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"animecolor: error: {msg}", file=sys.stderr)

@@ -135,6 +135,8 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.vide
 
 def _info(container, stream, path: Path) -> VideoInfo:
     cc = stream.codec_context
+    if cc is None:  # no decoder for its codec id (in damaged files, often a flipped bit)
+        raise ValueError(f"cannot decode the video stream of {path}: unknown codec; the file may be damaged")
     rate = stream.average_rate or stream.guessed_rate or None
     duration = None
     if stream.duration is not None and stream.time_base:
@@ -586,6 +588,16 @@ class _PtsFixer:
         return pts
 
 
+def _copy_refusal(tmpl, idx: int, suffix: str, err: Exception) -> str:
+    """Why stream ``idx`` cannot be copied into the output, and the ways out."""
+    drop = " or pass --subtitles drop" if tmpl.type == "subtitle" else ""
+    if tmpl.codec_context is None:
+        return (f"cannot copy {tmpl.type} stream #{idx}: its codec is unknown to this FFmpeg build "
+                f"(the file may be damaged){drop.replace(' or', ';')}")
+    return (f"cannot copy {tmpl.type} stream #{idx} ({tmpl.codec_context.name}) into {suffix or 'this'} files "
+            f"({err}); use another output container such as .mkv{drop}")
+
+
 class PyAVWriter(_ThreadedWriter):
     """Encode with PyAV and mux audio/subtitle packets by copy into ``path``.
 
@@ -640,10 +652,7 @@ class PyAVWriter(_ThreadedWriter):
                 self.side_map[idx] = self.out.add_stream_from_template(tmpl)
             except (av.FFmpegError, ValueError) as e:
                 self.out.close()
-                raise ValueError(
-                    f"cannot copy {tmpl.type} stream #{idx} ({tmpl.codec_context.name}) into {path.suffix or 'this'} "
-                    f"files ({e}); choose another output container such as .mkv"
-                ) from None
+                raise ValueError(_copy_refusal(tmpl, idx, path.suffix, e)) from None
 
     def configure(self, full_range: bool, rotation: float) -> None:
         """Set what is only known after the first decoded frame (before anything is written)."""
@@ -658,6 +667,12 @@ class PyAVWriter(_ThreadedWriter):
             try:
                 self.out.mux(p)
             except av.FFmpegError as e:
+                if p.stream.type != "video":  # a copied packet the muxer refuses (damaged parameters, often)
+                    src = next((i for i, s in self.side_map.items() if s is p.stream), "?")
+                    raise ValueError(
+                        f"cannot copy {p.stream.type} stream #{src} into {self.path.suffix or 'the output'}: "
+                        f"{e.strerror or e}; that stream of the input may be damaged"
+                    ) from None
                 raise OSError(f"cannot write {self.path}: {e.strerror or e}") from None
 
     def _write_item(self, item: EncodeItem) -> None:

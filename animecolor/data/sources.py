@@ -129,6 +129,8 @@ def _iter_video(path: str) -> Iterator[SourceFrame]:
         if not container.streams.video:
             raise ValueError(f"{path} has no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # no decoder for its codec id (a damaged header, often)
+            raise ValueError(f"cannot decode the video stream of {path}: unknown codec; the file may be damaged")
         stream.thread_type = "AUTO"
         tb = stream.time_base
         rate = float(stream.average_rate or stream.guessed_rate or 24)
