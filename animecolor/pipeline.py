@@ -43,9 +43,10 @@ from .io import (
 )
 from .temporal import TemporalSmoother, make_smoother
 
-__all__ = ["colorize_video", "EpisodeResult", "default_temporal", "ENCODERS", "luma_psnr"]
+__all__ = ["colorize_video", "EpisodeResult", "default_temporal", "ENCODERS", "SUBTITLES", "luma_psnr"]
 
 ENCODERS = ("pyav", "ffmpeg")
+SUBTITLES = ("copy", "drop")  # what happens to the input's subtitle streams
 ProgressFn = Callable[[int, "int | None"], None]
 
 
@@ -144,6 +145,7 @@ def colorize_video(
     progress: ProgressFn | None = None,
     on_warning: Callable[[str], None] | None = None,
     max_bad_packets: int = 50,
+    subtitles: str = "copy",
     queue_size: int = 3,
 ) -> EpisodeResult:
     """Colorize the video ``src`` into ``dst``, keeping its luma, timestamps, audio and subtitles.
@@ -151,13 +153,17 @@ def colorize_video(
     model: a :class:`~animecolor.colorize.Colorizer`, a weights path, or ``None``
     for the shipped default weights.  ``progress(done, total)`` is called after
     every batch (``total`` may be ``None`` when the container does not say);
-    ``on_warning(message)`` for skipped corrupt packets.  Never prints.
+    ``on_warning(message)`` for skipped corrupt packets.  ``subtitles``: "copy" every
+    subtitle stream (refused with an error naming the ways out when the output container
+    cannot hold one, e.g. PGS in .mp4) or "drop" them all.  Never prints.
     Raises ``FileNotFoundError``/``FileExistsError``/``PermissionError``/``ValueError``/
     ``RuntimeError`` with one-line messages; ``dst`` is only created on success.
     """
     src, dst = Path(src), Path(dst)
     if encoder not in ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+    if subtitles not in SUBTITLES:
+        raise ValueError(f"subtitles must be one of {', '.join(SUBTITLES)}, got {subtitles!r}")
     if crf < 0 or crf > 63:
         raise ValueError(f"crf must be in 0..63, got {crf}")
     _check_paths(src, dst, overwrite)
@@ -185,7 +191,7 @@ def colorize_video(
             raise ValueError(f"cannot tell the frame size of {src}; the file may be damaged")
         settings = EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=choose_pix_fmt(codec, info.width, info.height))
         subsampling = "444" if settings.pix_fmt == "yuv444p" else "420"
-        side = [i for i, _, _ in info.side_streams]
+        side = [i for i, kind, _ in info.side_streams if kind != "subtitle" or subtitles == "copy"]
         wsize = colorizer.working_size(info.width, info.height)
         full_range = [info.full_range]
         worst = [math.inf]

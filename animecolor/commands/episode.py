@@ -34,7 +34,7 @@ def build_guided(args, base, video: Path, warn):
 
 def register(subparsers) -> None:
     from ..temporal import SMOOTHERS
-    from ..pipeline import ENCODERS, default_temporal
+    from ..pipeline import ENCODERS, SUBTITLES, default_temporal
 
     p = subparsers.add_parser(
         "episode",
@@ -59,6 +59,9 @@ def register(subparsers) -> None:
     p.add_argument("--crf", type=int, default=18, help="constant rate factor (lower = better, default 18)")
     p.add_argument("--preset", default=None, help="encoder preset (default: medium for x264/x265, 8 for SVT-AV1)")
     p.add_argument("--encoder", choices=ENCODERS, default="pyav", help="encode in-process (pyav) or pipe to the ffmpeg program")
+    p.add_argument("--subtitles", choices=SUBTITLES, default="copy",
+                   help="copy the subtitle streams (default) or drop them, e.g. bitmap (PGS) subtitles that .mp4 "
+                        "cannot hold")
     p.add_argument(
         "--threads",
         type=int,
@@ -134,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         crf=args.crf,
         preset=args.preset,
         encoder=args.encoder,
+        subtitles=args.subtitles,
         overwrite=args.overwrite,
         on_warning=warn,
     )
