@@ -6,8 +6,11 @@ Each command lives in ``animecolor/commands/<name>.py`` with ``register(subparse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 
 from . import __version__
 
@@ -35,6 +38,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised in the main thread so every ``finally`` and cleanup runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_raise():
+    """While a command runs, SIGINT and SIGTERM raise :class:`Interrupted` (the first one; repeats
+    are ignored so that they cannot cut the cleanup short).  Only from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[int] = []
+
+    def handler(signum, frame):
+        if not seen:
+            seen.append(signum)
+            raise Interrupted(signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -44,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     from av import FFmpegError
 
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+        with _signals_raise():
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as e:
         print("animecolor: interrupted", file=sys.stderr)
-        return 130
+        return 128 + (e.signum if isinstance(e, Interrupted) else signal.SIGINT)
     except FFmpegError as e:  # one that no command turned into a message of its own
         what = (e.strerror or str(e)).strip().splitlines()
         print(f"animecolor: error: FFmpeg failed ({what[0] if what else type(e).__name__}); "

@@ -455,11 +455,14 @@ class _ThreadedWriter:
         self._thread = threading.Thread(target=self._run, name="animecolor-encode", daemon=True)
         self._started = False
         self._closed = False
+        self._aborted = False
 
     def _run(self) -> None:
         try:
             while True:
                 item = self._q.get()
+                if self._aborted:  # nothing more is written, not even the trailer
+                    return
                 if item is None:
                     self._finish()
                     return
@@ -499,9 +502,16 @@ class _ThreadedWriter:
             raise self._error
 
     def abort(self) -> None:
-        """Stop without finishing the file (the caller deletes it)."""
+        """Stop without finishing the file (the caller deletes it): the queued items are dropped,
+        the one being encoded is the last, the encoder is not flushed."""
         self._closed = True
+        self._aborted = True
         if self._started and self._thread.is_alive():
+            try:
+                while True:
+                    self._q.get_nowait()
+            except queue.Empty:
+                pass
             try:
                 self._q.put_nowait(None)
             except queue.Full:
