@@ -73,10 +73,18 @@ class MatchParams:
     prior: float = 0.5  # weight of the references' global lookup table in every mix
     bands: int = 32  # gray-level bands of the per-cell tables
     band_sigma: float = 0.5  # smoothing of the tables across bands (in bands)
-    gate: tuple[float, float] | None = None  # best similarity (lo, hi): below lo the base model's color, above hi the transfer
+    gate: tuple[float, float] | None = None  # best similarity (lo, hi): below lo the fallback's color, above hi the transfer
+    memory: float | None = None  # keyframes: also match the previous colored frame, its similarities lowered by this
+    fallback: str = "model"  # where matches are weak (gate): "model" (the base model's prediction) or "gray" (no color)
     pos_weight: float = 0.0  # similarity cost of distance in the picture (squared, frame fractions)
     max_positions: int = 4096  # cap on reference cells kept in the bank (a random subset beyond it)
     chunk: int = 2048  # target cells per similarity block (bounds memory)
+
+    def __post_init__(self) -> None:
+        if self.fallback not in ("model", "gray"):
+            raise ValueError(f"unknown fallback {self.fallback!r}; choose model or gray")
+        if self.gate is not None and not self.gate[0] < self.gate[1]:
+            raise ValueError(f"gate needs lo < hi, got {self.gate}")
 
 
 #: Reference stills (series palette): picked on validation material, docs/reference.md.
@@ -382,6 +390,7 @@ class ReferenceBank:
     global_counts: torch.Tensor  # (B,)
     frames: int = 0
     names: list[str] = field(default_factory=list)
+    bias: torch.Tensor | None = None  # (M,) added to every similarity (memory cells rank below keyframe cells)
 
     @property
     def positions(self) -> int:
@@ -492,6 +501,27 @@ def merge_banks(banks: Sequence[ReferenceBank], weights: Sequence[float] | None 
         sum(b.global_counts * (x / tot) for b, x in zip(banks, w)),
         sum(b.frames for b in banks),
         [n for b in banks for n in b.names],
+        None if all(b.bias is None for b in banks)
+        else torch.cat([b.bias if b.bias is not None else torch.zeros(b.positions, device=b.feats.device) for b in banks]),
+    )
+
+
+def frame_bank(feats: torch.Tensor, gray_ab: np.ndarray, ab: np.ndarray, params: MatchParams, bias: float = 0.0) -> ReferenceBank:
+    """A bank of one already colorized frame: its features ``(C, hc, wc)``, gray and a/b at the a/b size."""
+    C, hc, wc = feats.shape
+    cell = gray_ab.shape[0] // hc
+    kern = torch.from_numpy(_band_kernel(params.bands, params.band_sigma)).to(feats.device)
+    sums, counts = _cell_tables(gray_ab, ab, cell, params.bands)
+    sums = torch.from_numpy(sums[: hc * wc]).to(feats.device)
+    counts = torch.from_numpy(counts[: hc * wc]).to(feats.device)
+    sums = torch.einsum("mbc,bd->mdc", sums, kern)
+    counts = counts @ kern
+    mass = counts.sum(1, keepdim=True).clamp_min(1e-6)
+    g_c = counts.sum(0)
+    return ReferenceBank(
+        feats.reshape(C, -1).t().contiguous(), _cell_pos(hc, wc).to(feats.device), sums / mass[..., None], counts / mass,
+        sums.sum(0) / g_c.sum().clamp_min(1e-6), g_c / g_c.sum().clamp_min(1e-6), 1, ["previous frame"],
+        torch.full((hc * wc,), -float(bias), device=feats.device),
     )
 
 
@@ -522,6 +552,8 @@ def transfer(
     best = torch.empty(q.shape[0], device=q.device)
     for i in range(0, q.shape[0], params.chunk):
         sim = q[i : i + params.chunk] @ bank.feats.t()
+        if bank.bias is not None:
+            sim = sim + bank.bias
         if qpos is not None:  # prefer the same place in the picture (a keyframe of the same shot)
             sim = sim - params.pos_weight * torch.cdist(qpos[i : i + params.chunk], bank.pos).square_()
         val, idx = sim.topk(k, dim=1)
@@ -580,8 +612,12 @@ class ReferenceColorizer:
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         return self.colorize_with(self.bank, gray)
 
-    def colorize_with(self, bank: ReferenceBank, gray: np.ndarray) -> np.ndarray:
-        """a/b ``(N, h/s, w/s, 2)`` for gray frames at working size, from ``bank``."""
+    def colorize_with(self, bank: ReferenceBank, gray: np.ndarray, memory: list | None = None) -> np.ndarray:
+        """a/b ``(N, h/s, w/s, 2)`` for gray frames at working size, from ``bank``.
+
+        ``memory`` (keyframes, ``params.memory`` set): a one-item list holding the
+        previous frame's bank (or None); frames then go one by one, each matched
+        against ``bank`` plus the frame before it, and the list is updated."""
         if gray.ndim != 3 or gray.dtype != np.uint8:
             raise ValueError(f"expected uint8 (N, h, w) gray batch, got {gray.dtype} {gray.shape}")
         s = self.output_stride
@@ -589,14 +625,26 @@ class ReferenceColorizer:
         if N == 0:
             return np.zeros((0, h // s, w // s, 2), np.float32)
         p = self.params
-        feats, base_ab = self._feat(gray, with_prediction=p.gate is not None)
+        feats, base_ab = self._feat(gray, with_prediction=p.gate is not None and p.fallback == "model")
         g_ab = np.stack([fr.ab_gray_size(g, (h // s, w // s)) for g in gray])
-        ab, conf = transfer(bank, feats, torch.from_numpy(g_ab).to(self.device), p)
-        if base_ab is not None:
+        g_t = torch.from_numpy(g_ab).to(self.device)
+        if memory is None or p.memory is None:
+            return self._finish(*transfer(bank, feats, g_t, p), base_ab)
+        outs = []
+        for i in range(N):
+            b = bank if memory[0] is None else merge_banks([bank, memory[0]], [1.0, 0.0])
+            ab = self._finish(*transfer(b, feats[i : i + 1], g_t[i : i + 1], p), None if base_ab is None else base_ab[i : i + 1])
+            memory[0] = frame_bank(feats[i], g_ab[i], ab[0], p, p.memory)
+            outs.append(ab)
+        return np.concatenate(outs)
+
+    def _finish(self, ab: torch.Tensor, conf: torch.Tensor, base_ab: torch.Tensor | None) -> np.ndarray:
+        p = self.params
+        if p.gate is not None:
             lo, hi = p.gate
             wgt = ((conf - lo) / (hi - lo)).clamp_(0, 1).unsqueeze(1)
             wgt = TF.interpolate(wgt, size=ab.shape[-2:], mode="bilinear", align_corners=False)
-            ab = wgt * ab + (1 - wgt) * base_ab.to(ab.dtype)
+            ab = wgt * ab + (1 - wgt) * base_ab.to(ab.dtype) if base_ab is not None else wgt * ab
         return ab.permute(0, 2, 3, 1).float().cpu().numpy()
 
 
@@ -662,6 +710,7 @@ class KeyframeColorizer:
         for kf in self.keyframes:
             self._by_shot.setdefault(self.shot_of(kf.time), []).append(kf)
         self._cached: tuple[int, ReferenceBank] | None = None  # one shot's bank at a time: memory stays flat
+        self._memory: tuple[int, list] | None = None  # (shot, [previous frame's bank]) when params.memory is set
 
     def shot_of(self, t: float) -> int:
         """Index of the shot holding time ``t`` (0 before the first cut)."""
@@ -698,7 +747,9 @@ class KeyframeColorizer:
                     kf = min(kfs, key=lambda k: abs(k.time - float(times[i])))
                     out[i] = copy_keyframe_chroma(kf.rgb, (w, h), s)
             else:
-                out[sel] = self._ref.colorize_with(bank, gray[sel])
+                if self._memory is None or self._memory[0] != shot:
+                    self._memory = (int(shot), [None])
+                out[sel] = self._ref.colorize_with(bank, gray[sel], self._memory[1])
         return out
 
 

@@ -9,6 +9,11 @@ of ``docs/merge.md``, temporal smoother with ``--context`` frames of history).
         --weights weights/default.safetensors --label default \
         --weights runs/popeye/best.safetensors --label fine-tuned \
         --max-side 360 -o docs/img/popeye.png
+
+Colors from the user's own pictures (docs/reference.md) add columns built on
+the first ``--weights``: ``--reference REF...`` (the reference-guided
+colorizer and a lookup table fitted on the same sampled frames) and
+``--keyframe IMAGE@TIME`` (keyframe mode, and the copy-the-keyframe baseline).
 """
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from animecolor.colorize import load_colorizer
+from animecolor import reference as R
+from animecolor.colorize import LutColorizer, load_colorizer
 from animecolor.preview import _shrink, preview_frames
 
 
@@ -35,6 +41,9 @@ def main() -> None:
     ap.add_argument("--at", action="append", required=True, help="time (as in animecolor preview); repeat for rows")
     ap.add_argument("--weights", action="append", required=True)
     ap.add_argument("--label", action="append", default=[])
+    ap.add_argument("--reference", nargs="+", default=[], help="add reference-guided and lut-on-references columns")
+    ap.add_argument("--reference-frames", type=int, default=R.DEFAULT_REFERENCE_FRAMES)
+    ap.add_argument("--keyframe", action="append", default=[], help="IMAGE@TIME: add keyframe and copy-keyframe columns")
     ap.add_argument("--context", type=int, default=8)
     ap.add_argument("--max-side", type=int, default=360, help="each panel's long side")
     ap.add_argument("-o", "--out", required=True)
@@ -42,8 +51,19 @@ def main() -> None:
     labels = args.label + [Path(w).name for w in args.weights[len(args.label) :]]
 
     columns = []  # per colorizer: list of PreviewFrame (one per --at)
-    for w in args.weights:
-        columns.append(preview_frames(args.video, args.at, load_colorizer(w, device="cpu"), context=args.context))
+    bases = [load_colorizer(w, device="cpu") for w in args.weights]
+    extra = []
+    if args.reference:
+        refs = R.sample_references(args.reference, args.reference_frames)
+        extra.append((f"lut on {len(refs)} refs", LutColorizer.fit([r for r, _ in refs])))
+        extra.append((f"reference ({len(refs)})", R.ReferenceColorizer.from_images(bases[0], [r for r, _ in refs])))
+    if args.keyframe:
+        kf = R.guided_colorizer(bases[0], args.video, keyframes=args.keyframe)
+        extra.append(("copy keyframe", R.KeyframeColorizer(bases[0], kf.keyframes, kf.cuts, method="copy")))
+        extra.append(("keyframe", kf))
+    labels += [lab for lab, _ in extra]
+    for col in bases + [c for _, c in extra]:
+        columns.append(preview_frames(args.video, args.at, col, context=args.context))
     rows = []
     for i, at in enumerate(args.at):
         first = columns[0][i]

@@ -217,3 +217,30 @@ def test_cli_evaluate_keyframe_first_and_reference(tmp_path):
     assert {"keyframe", "copy-keyframe", "reference-1", "lut-references-1", "default", "gray"} <= set(cols)
     assert ov["frames"] == 7  # the keyframe itself is not scored
     assert cols["keyframe"]["ciede2000"] < cols["gray"]["ciede2000"] / 3
+
+
+def test_cli_preview_with_keyframe(tmp_path, capsys):
+    src = _two_shot_clip(tmp_path / "two.mkv")
+    kf = tmp_path / "kf.png"
+    cv2.imwrite(str(kf), clip_frame(0, 128, 96, gray=False)[..., ::-1])
+    out = tmp_path / "p.png"
+    rc = main(["preview", str(src), "--at", "0.5", "--keyframe", f"{kf}@0", "-o", str(out), "--device", "cpu"])
+    assert rc == 0 and out.is_file()
+    assert "CIEDE2000" in capsys.readouterr().out
+    rc = main(["preview", str(kf), "--keyframe", f"{kf}@0", "-o", str(tmp_path / "q.png"), "--device", "cpu"])
+    assert rc == 1 and "needs a video" in capsys.readouterr().err
+
+
+def test_keyframe_memory_option_carries_colors(base):
+    # memory: the previous colored frame joins the bank (off by default; docs/reference.md)
+    W, H = 192, 128
+    gts = [clip_frame(i, W, H, gray=False) for i in range(8)]
+    params = R.MatchParams(prior=0.01, gate=(0.4, 0.7), memory=0.05)
+    kf = R.KeyframeColorizer(base, [R.Keyframe(gts[0], 0.0)], params=params)
+    times = [i / 12 for i in range(1, 8)]
+    outs = _colorize(kf, gts[1:4], times[:3]) + _colorize(kf, gts[4:], times[3:])  # two batches: memory carries over
+    gray = [np.repeat(cv2.cvtColor(g, cv2.COLOR_RGB2GRAY)[..., None], 3, 2) for g in gts[1:]]
+    assert _de(outs, gts[1:]) < 0.35 * _de(gray, gts[1:])
+    assert kf._memory is not None and kf._memory[1][0].positions > 0
+    with pytest.raises(ValueError, match="fallback"):
+        R.MatchParams(fallback="blue")

@@ -1,0 +1,180 @@
+"""Pick the reference/keyframe settings on VALIDATION material only (docs/reference.md records the runs).
+
+Reference stills (series palette), references -> scored clips:
+    Popeye: 16 frames sampled from segment 1 -> segment 2 (every 12th frame); segment 3 is the test.
+    Caminandes 3: sequence SE01 -> SE03 (every 6th frame); SE02 is the test.
+Keyframes: shots of the Sintel trailer and Big Buck Bunny 0-30 s (cuts by temporal.is_cut; each
+shot's first fully faded-in frame as keyframe, every 3rd frame after it scored) and the two
+val clips of the model card (Penny & Chip beach_surfing, rpi: an intro, then a dissolve to
+another scene).  Caminandes 3 and the held-out clips are the keyframe test.
+
+    python pipelines/reference_tune.py reference --frames 16 --grid '[{}, {"tau": 0.02}]'
+    python pipelines/reference_tune.py keyframe --grid '[{}, {"gate": null}]'
+
+Scores: mean CIEDE2000 and colorfulness ratio at 320 px, no temporal smoother.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from animecolor import frames as fr  # noqa: E402
+from animecolor import metrics  # noqa: E402
+from animecolor import reference as R  # noqa: E402
+from animecolor.color import rgb_to_lab  # noqa: E402
+from animecolor.colorize import LutColorizer, load_colorizer  # noqa: E402
+from animecolor.evaluate import _resize_max_side  # noqa: E402
+
+
+def load_frames(paths, stride, max_side=320):
+    out = []
+    for p in paths:
+        with av.open(str(p)) as c:
+            s = c.streams.video[0]
+            s.thread_type = "AUTO"
+            for i, f in enumerate(c.decode(s)):
+                if i % stride == 0:
+                    gt = _resize_max_side(f.to_ndarray(format="rgb24"), max_side)
+                    out.append((fr.rgb_to_y(gt), gt))
+    return out
+
+
+def score(frames, abs_):
+    de = cf = gc = 0.0
+    for (y, gt), ab in zip(frames, abs_):
+        u, v = fr.chroma_for(y, ab, "444")
+        o = fr.yuv_to_rgb(y, u, v)
+        de += metrics.ciede2000(o, gt)
+        cf += metrics.colorfulness(o)
+        gc += metrics.colorfulness(gt)
+    return round(de / len(frames), 3), round(cf / gc, 3)
+
+
+def params_of(kw, default):
+    kw = dict(kw)
+    if "gate" in kw and kw["gate"] is not None:
+        kw["gate"] = tuple(kw["gate"])
+    return R.MatchParams(**{**default.__dict__, **kw})
+
+
+def run_reference(base, data, n, grid):
+    sets = {
+        "popeye": ([data / "series/popeye/pgs_T00-1.mkv"], [data / "series/popeye/pgs_T01-2.mkv"], 12),
+        "caminandes": (sorted(glob.glob(str(data / "series/caminandes3/*SE01*"))),
+                       sorted(glob.glob(str(data / "series/caminandes3/*SE03*"))), 6),
+    }
+    for name, (ref_paths, test_paths, stride) in sets.items():
+        refs = [r for r, _ in R.sample_references(ref_paths, n)]
+        frames = load_frames(test_paths, stride)
+        size = base.working_size(frames[0][0].shape[1], frames[0][0].shape[0])
+        gray = np.stack([fr.model_input(y, size) for y, _ in frames])
+        lut = LutColorizer.fit(refs)
+        print(name, len(frames), "frames; lookup table on the same references", score(frames, [lut(g[None])[0] for g in gray]), flush=True)
+        for kw in grid:
+            p = params_of(kw, R.REFERENCE_PARAMS)
+            t0 = time.perf_counter()
+            col = R.ReferenceColorizer.from_images(base, refs, p)
+            ab = np.concatenate([col(gray[i : i + 16]) for i in range(0, len(gray), 16)])
+            ms = (time.perf_counter() - t0) / len(gray) * 1000
+            print(name, n, kw, score(frames, ab), f"{ms:.1f} ms/frame", flush=True)
+
+
+def shots_of(path, stride=3, max_side=320):
+    """[(keyframe rgb, [(y, gt), ...])]: each shot's first fully faded-in colored frame, then every 3rd frame."""
+    cuts = R.scan_shots(path).cuts
+    shots: list[list] = []
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        start, cur, j = None, -1, 0
+        for f in c.decode(s):
+            t = float(f.time)
+            start = t if start is None else start
+            k = sum(1 for x in cuts if x <= t - start + 1e-6)
+            if k != cur:
+                cur, j = k, 0
+                shots.append([])
+            gt = _resize_max_side(f.to_ndarray(format="rgb24"), max_side)
+            shots[-1].append((fr.rgb_to_y(gt), gt))
+            j += 1
+    out = []
+    for sh in shots:
+        cfs = [metrics.colorfulness(gt) for _, gt in sh]
+        med = np.median(cfs)
+        ok = [i for i, (_, gt) in enumerate(sh) if gt.std() > 8 and cfs[i] >= 0.5 * med
+              and np.percentile(np.sqrt((rgb_to_lab(gt)[..., 1:] ** 2).sum(-1)), 90) > 5]
+        if ok and len(sh) - ok[0] - 1 >= 4 * stride:
+            out.append((sh[ok[0]][1], sh[ok[0] + 1 :: stride]))
+    return out
+
+
+def run_keyframe(base, data, grid, include_bbb=True):
+    paths = [data / "general/sintel_trailer_480p.mp4", data / "general/bbb_480p_30s.mp4",
+             data / "general/toasttv_veo/penny_and_chip_beach_surfing.mp4", data / "general/toasttv_veo/penny_and_chip_rpi.mp4"]
+    if not include_bbb:  # the base model trained on Big Buck Bunny 0-25 s: its fallback is in-sample there
+        paths = [p for p in paths if "bbb" not in p.name]
+    shots = [(p.name[:12], kf, fs) for p in paths for kf, fs in shots_of(p)]
+    print(len(shots), "shots,", sum(len(f) for _, _, f in shots), "frames", flush=True)
+
+    def total(fn):
+        res: dict = {}
+        for src, kf, fs in shots:
+            d, c = score(fs, fn(kf, fs))
+            r = res.setdefault(src, [0.0, 0.0, 0])
+            r[0] += d * len(fs)
+            r[1] += c * len(fs)
+            r[2] += len(fs)
+        al = [sum(r[k] for r in res.values()) for k in range(3)]
+        return {k: (round(r[0] / r[2], 2), round(r[1] / r[2], 2)) for k, r in list(res.items()) + [("all", al)]}
+
+    def gray_of(fs):
+        size = base.working_size(fs[0][0].shape[1], fs[0][0].shape[0])
+        return size, np.stack([fr.model_input(y, size) for y, _ in fs])
+
+    def model(kf, fs):
+        _, g = gray_of(fs)
+        return np.concatenate([base(g[i : i + 8]) for i in range(0, len(g), 8)])
+
+    print("default model", total(model), flush=True)
+    print("copy keyframe", total(lambda kf, fs: [R.copy_keyframe_chroma(kf, gray_of(fs)[0], 2)] * len(fs)), flush=True)
+    for kw in grid:
+        p = params_of(kw, R.KEYFRAME_PARAMS)
+
+        def run(kf, fs):
+            size, g = gray_of(fs)
+            col = R.KeyframeColorizer(base, [R.Keyframe(cv2.resize(kf, size, interpolation=cv2.INTER_AREA), 0.0)], params=p)
+            return np.concatenate([col(g[i : i + 16], [1.0] * len(g[i : i + 16])) for i in range(0, len(g), 16)])
+
+        print("keyframe", kw, total(run), flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=["reference", "keyframe"])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
+    ap.add_argument("--frames", type=int, default=R.DEFAULT_REFERENCE_FRAMES, help="reference frames sampled")
+    ap.add_argument("--no-bbb", action="store_true", help="keyframe: leave out Big Buck Bunny 0-30 s (the base model's training data)")
+    ap.add_argument("--grid", default="[{}]", help="JSON list of MatchParams overrides (default settings: {})")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    base = load_colorizer()
+    grid = json.loads(args.grid)
+    if args.mode == "reference":
+        run_reference(base, args.data, args.frames, grid)
+    else:
+        run_keyframe(base, args.data, grid, not args.no_bbb)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
