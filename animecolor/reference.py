@@ -147,7 +147,7 @@ def sample_references(
     :class:`ReferenceError` for a missing, unreadable or gray reference.
     """
     from .data.sampling import SceneSampler, SelectParams, ThumbIndex
-    from .data.sources import Source, discover, iter_frames
+    from .data.sources import discover, iter_frames
 
     if n < 1:
         raise ReferenceError(f"--reference-frames must be >= 1, got {n}")
@@ -586,13 +586,14 @@ class ReferenceColorizer:
     """Colors every frame from one bank of reference stills (a series' palette).
 
     ``base``: the :class:`~animecolor.colorize.ModelColorizer` whose network
-    encodes the frames.  With ``params.gate`` set, cells whose best match is
+    encodes the frames; ``bank`` may be None when only :meth:`colorize_with`
+    is used (the keyframe colorizer passes each shot's bank).  With ``params.gate`` set, cells whose best match is
     weak take the base model's own prediction instead (blended linearly
     between the two similarity levels); otherwise the base prediction is not
     computed.
     """
 
-    def __init__(self, base: ModelColorizer, bank: ReferenceBank, params: MatchParams | None = None, name: str = "reference"):
+    def __init__(self, base: ModelColorizer, bank: ReferenceBank | None, params: MatchParams | None = None, name: str = "reference"):
         self.base = base
         self.bank = bank
         self.params = params or REFERENCE_PARAMS
@@ -610,6 +611,8 @@ class ReferenceColorizer:
         return self.base.working_size(width, height)
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
+        if self.bank is None:
+            raise ValueError("this ReferenceColorizer has no references (bank is None)")
         return self.colorize_with(self.bank, gray)
 
     def colorize_with(self, bank: ReferenceBank, gray: np.ndarray, memory: list | None = None) -> np.ndarray:
@@ -703,7 +706,7 @@ class KeyframeColorizer:
         self.fallback = fallback if fallback is not None else base
         self.output_stride = base.output_stride
         self.device = base.device
-        self._ref = ReferenceColorizer(base, None, self.params, name)  # type: ignore[arg-type]  # bank given per call
+        self._ref = ReferenceColorizer(base, None, self.params, name)  # the bank is given per shot
         self.cuts = sorted(float(c) for c in cuts)
         self.keyframes = sorted(keyframes, key=lambda k: k.time)
         self._by_shot: dict[int, list[Keyframe]] = {}

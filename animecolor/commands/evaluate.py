@@ -89,6 +89,21 @@ def _write_report(path: Path, text: str, out) -> None:
     out.print(f"wrote {path}" + (" (replaced the previous file)" if replaced else ""))
 
 
+def _first_frame_keyframes(base):
+    """``evaluate --keyframe-first``: per clip, its first frame as keyframe (and the copy baseline)."""
+    from .. import reference as R
+
+    def per_clip(path, first_rgb):
+        cuts = R.scan_shots(path).cuts
+        kf = [R.Keyframe(first_rgb, 0.0, "first frame")]
+        return {
+            "keyframe": R.KeyframeColorizer(base, kf, cuts, name="keyframe"),
+            "copy-keyframe": R.KeyframeColorizer(base, kf, cuts, name="copy-keyframe", method="copy"),
+        }
+
+    return per_clip
+
+
 def _json_safe(obj):
     if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
         return None
@@ -156,16 +171,7 @@ def run(args: argparse.Namespace) -> int:
             notes.append(f"reference{tag}: {len(refs)} frames sampled from {', '.join(args.reference)}; "
                          f"lut-references{tag}: a lookup table fitted on the same frames")
     if args.keyframe_first:
-        from .. import reference as R
-
-        def per_clip(path, first_rgb):
-            cuts = R.scan_shots(path).cuts
-            kf = [R.Keyframe(first_rgb, 0.0, "first frame")]
-            return {
-                "keyframe": R.KeyframeColorizer(base, kf, cuts, name="keyframe"),
-                "copy-keyframe": R.KeyframeColorizer(base, kf, cuts, name="copy-keyframe", method="copy"),
-            }
-
+        per_clip = _first_frame_keyframes(base)
     if args.keyframe_first:
         notes.append("keyframe / copy-keyframe: each clip's first frame is its keyframe; all colorizers scored on the frames after it")
 
