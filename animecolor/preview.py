@@ -242,7 +242,11 @@ class _Video:
         try:
             self.container.seek(target, stream=self.stream, backward=True)
         except av.FFmpegError:
-            self.container.seek(self.start_pts, stream=self.stream, backward=True)
+            try:
+                self.container.seek(self.start_pts, stream=self.stream, backward=True)
+            except av.FFmpegError as e:
+                raise ValueError(f"cannot seek in {self.path.name} ({e.strerror or type(e).__name__}); "
+                                 "the file may be damaged") from None
 
     def _frames(self):
         """Decoded frames after the last seek; corrupt packets are skipped."""
