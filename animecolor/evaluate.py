@@ -84,15 +84,6 @@ def find_videos(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return vids
 
 
-def _resize_max_side(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    if not max_side or max(w, h) <= max_side:
-        return rgb
-    s = max_side / max(w, h)
-    size = (max(2, int(round(w * s))), max(2, int(round(h * s))))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-
-
 def _open_video(path: Path):
     try:
         container = av.open(str(path))
@@ -129,7 +120,7 @@ def iter_color_frames(
         for rgb in frames_:
             if max_frames is not None and n >= max_frames:
                 return
-            yield _resize_max_side(rgb, max_side)
+            yield fr.fit_long_side(rgb, max_side)
             n += 1
 
 
@@ -296,7 +287,7 @@ def evaluate_video(
             if i % stride:
                 continue
             rgb = frame.to_ndarray(format="rgb24")
-            gt = _resize_max_side(rgb, max_side)
+            gt = fr.fit_long_side(rgb, max_side)
             resized = gt.shape != rgb.shape
             y = _luma(frame, gt, resized)
             if y.shape != gt.shape[:2]:  # odd sizes etc.: stay consistent with the ground truth

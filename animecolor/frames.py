@@ -13,7 +13,7 @@ import numpy as np
 
 from .color import merge_yuv, y_to_gray
 
-__all__ = ["model_input", "chroma_size", "chroma_for", "yuv_to_rgb", "rgb_to_y", "ab_gray_size"]
+__all__ = ["model_input", "chroma_size", "chroma_for", "yuv_to_rgb", "rgb_to_y", "ab_gray_size", "fit_long_side"]
 
 
 def model_input(y: np.ndarray, size: tuple[int, int], full_range: bool = False) -> np.ndarray:
@@ -22,6 +22,17 @@ def model_input(y: np.ndarray, size: tuple[int, int], full_range: bool = False) 
     if (gray.shape[1], gray.shape[0]) == tuple(size):
         return gray
     return cv2.resize(gray, tuple(size), interpolation=cv2.INTER_AREA)
+
+
+def fit_long_side(img: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Resize (area filter) so the long side is at most ``max_side``, keeping the aspect ratio
+    (``None``/0, or an image small enough: returned as it is)."""
+    h, w = img.shape[:2]
+    if not max_side or max(w, h) <= max_side:
+        return img
+    s = max_side / max(w, h)
+    size = (max(2, int(round(w * s))), max(2, int(round(h * s))))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
 
 
 def ab_gray_size(gray_w: np.ndarray, ab_shape: tuple[int, ...]) -> np.ndarray:

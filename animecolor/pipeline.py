@@ -106,7 +106,7 @@ class _FrameClock:
 
     def __init__(self, info: VideoInfo):
         self.tb = float(info.time_base)
-        self.rate = float(info.rate) if getattr(info, "rate", None) else 25.0
+        self.rate = float(info.rate) if info.rate else 25.0  # only for frames without a pts
         self.first: int | None = None
 
     def times(self, batch) -> list[float]:

@@ -106,8 +106,7 @@ MIN_REFERENCE_CHROMA = 4.0
 
 def check_color(rgb: np.ndarray, what: str) -> None:
     """Raise :class:`ReferenceError` when ``rgb`` is (near) gray: nothing to take from it."""
-    small = rgb if max(rgb.shape[:2]) <= 256 else cv2.resize(rgb, (256, max(2, 256 * rgb.shape[0] // rgb.shape[1])), interpolation=cv2.INTER_AREA)
-    ab = rgb_to_lab(small)[..., 1:]
+    ab = rgb_to_lab(fr.fit_long_side(rgb, 256))[..., 1:]
     chroma = np.sqrt((ab**2).sum(-1))
     if float(np.percentile(chroma, 90)) < MIN_REFERENCE_CHROMA:
         raise ReferenceError(f"{what} is gray (no color to take from it); give a color image")
@@ -130,6 +129,14 @@ def _band_coords(gray: torch.Tensor, bands: int) -> tuple[torch.Tensor, torch.Te
 
 # --------------------------------------------------------------------------- loading references
 
+
+def check_reference_frames(n: int) -> int:
+    """Validate a ``--reference-frames`` count."""
+    if n < 1:
+        raise ReferenceError(f"--reference-frames must be >= 1, got {n}")
+    return n
+
+
 #: Long side (px) at which sampled reference frames are kept (the model works at 320).
 REFERENCE_SIZE = 480
 
@@ -149,8 +156,7 @@ def sample_references(
     from .data.sampling import SceneSampler, SelectParams, ThumbIndex
     from .data.sources import discover, iter_frames
 
-    if n < 1:
-        raise ReferenceError(f"--reference-frames must be >= 1, got {n}")
+    check_reference_frames(n)
     sources, missing = discover(list(paths))
     if missing:
         raise ReferenceError(f"reference not found: {missing[0][0]}")
@@ -184,8 +190,9 @@ def sample_references(
         if drops.get("low_color"):
             raise ReferenceError(f"reference {what} is gray (no color to take from it); give color images or video")
         raise ReferenceError(f"no usable reference frames in {what} (blank or unreadable)")
-    if len(groups) >= n:
-        return [groups[int((j + 0.5) * len(groups) / n)][len(groups[int((j + 0.5) * len(groups) / n)]) // 2] for j in range(n)]
+    if len(groups) >= n:  # the middle frame of each of n evenly spaced scenes
+        spaced = [groups[int((j + 0.5) * len(groups) / n)] for j in range(n)]
+        return [g[len(g) // 2] for g in spaced]
     picked: list[tuple[np.ndarray, str]] = []
     depth = 0
     while len(picked) < n and any(depth < len(g) for g in groups):
@@ -212,10 +219,7 @@ class ShotScan:
     keyframe_luma: dict[int, np.ndarray]  # keyframe index -> full-range gray of the video frame shown at its time
 
 
-def scan_shots(
-    path: str | os.PathLike, times: Sequence[float] = (), until: float | None = None,
-    progress: Callable[[float], None] | None = None,
-) -> ShotScan:
+def scan_shots(path: str | os.PathLike, times: Sequence[float] = (), until: float | None = None) -> ShotScan:
     """Decode ``path`` once (small frames) up to ``until`` seconds: scene cuts and the frames at ``times``.
 
     Cuts are judged by :func:`animecolor.temporal.is_cut`, the same test the
@@ -263,8 +267,6 @@ def scan_shots(
                 prev_full = frame.to_ndarray(format="gray")
             prev_t = t
             n += 1
-            if progress is not None and n % 50 == 0:
-                progress(t)
             if until is not None and t > until and k >= len(want):
                 break
         while k < len(want) and prev_full is not None and prev_t is not None:
@@ -325,12 +327,12 @@ class _Features:
         pred = None
         with self.base._ctx():
             if with_prediction:
-                feats = self.net.backbone(x)
-                dec = _decoder_maps(self.net, feats, full=True)
-                pred = self.net.decode(dec["out"]).float()
+                out, feats, dec = self.net.forward_maps(x)
+                pred = self.net.decode(out).float()
+            elif self._dec:
+                _, feats, dec = self.net.forward_maps(x, min_stride=8)
             else:
-                feats = _backbone_until(self.net.backbone, x, self._n_taps)
-                dec = _decoder_maps(self.net, feats) if self._dec else {}
+                feats, dec = _backbone_until(self.net.backbone, x, self._n_taps), {}
         h8, w8 = gray.shape[1] // 8, gray.shape[2] // 8
         maps = []
         for p in self.parts:
@@ -344,28 +346,6 @@ class _Features:
                     m = TF.adaptive_avg_pool2d(m, (h8, w8))
             maps.append(TF.normalize(m, dim=1))
         return TF.normalize(torch.cat(maps, 1), dim=1).contiguous(), pred
-
-
-def _decoder_maps(net, feats: list[torch.Tensor], full: bool = False) -> dict:
-    """The residual decoder's fused features by stride, down to stride 8 (mirrors
-    ``ResidualColorizer.forward``); with ``full``, all of them and the head output (key ``"out"``)."""
-    feats = [feats[i] for i in net._keep]
-    strides = [net.backbone.strides[i] for i in net._keep]
-    y = net.fuse[-1](net.lateral[-1](feats[-1]))
-    out: dict = {strides[-1]: y}
-    for j in range(len(feats) - 2, -1, -1):
-        if strides[j] < 8 and not full:
-            break
-        y = TF.interpolate(y, size=feats[j].shape[-2:], mode="bilinear", align_corners=False)
-        y = net.reduce[j](y) + net.lateral[j](feats[j])
-        y = net.fuse[j](y)
-        out[strides[j]] = y
-    if full:
-        o = net.head(y)
-        if net._out_stride != net.output_stride:
-            o = TF.interpolate(o, scale_factor=net._out_stride / net.output_stride, mode="bilinear", align_corners=False)
-        out["out"] = o
-    return out
 
 
 def _backbone_until(bb, x: torch.Tensor, n_taps: int) -> list[torch.Tensor]:
@@ -438,7 +418,6 @@ def encode_references(
     """Encode color reference frames (uint8 RGB, any size) into a :class:`ReferenceBank`."""
     params = params or REFERENCE_PARAMS
     feat = _Features(base, params.features)
-    kern = torch.from_numpy(_band_kernel(params.bands, params.band_sigma))
     F_list, S_list, C_list, P_list = [], [], [], []
     g_s = torch.zeros(params.bands, 2)
     g_c = torch.zeros(params.bands)
@@ -472,18 +451,22 @@ def encode_references(
         gen = torch.Generator().manual_seed(seed)
         keep = torch.randperm(feats.shape[0], generator=gen)[: params.max_positions].sort().values
         feats, pos, sums, counts = feats[keep], pos[keep], sums[keep], counts[keep]
-    # smooth across bands, then normalize each cell to unit mass (every cell counts the same)
+    return _make_bank(feats, pos, sums, counts, g_s, g_c, params, n, list(names), device=base.device)
+
+
+def _make_bank(feats, pos, sums, counts, g_s, g_c, params: MatchParams, frames: int, names: list[str],
+               bias: torch.Tensor | None = None, device=None) -> ReferenceBank:
+    """A bank from raw per-cell band sums/counts and the raw global ones (of every cell, before any cap):
+    tables smoothed across bands, each cell normalized to unit mass (every cell counts the same)."""
+    kern = torch.from_numpy(_band_kernel(params.bands, params.band_sigma)).to(sums.device)
     sums = torch.einsum("mbc,bd->mdc", sums, kern)
     counts = counts @ kern
     mass = counts.sum(1, keepdim=True).clamp_min(1e-6)
-    sums, counts = sums / mass[..., None], counts / mass
-    g_s = kern @ g_s
-    g_c = kern @ g_c
+    g_s, g_c = kern @ g_s, kern @ g_c
     gm = g_c.sum().clamp_min(1e-6)
-    dev = base.device
-    return ReferenceBank(
-        feats.to(dev), pos.to(dev), sums.to(dev), counts.to(dev), (g_s / gm).to(dev), (g_c / gm).to(dev), n, list(names)
-    )
+    dev = device if device is not None else feats.device
+    return ReferenceBank(feats.to(dev), pos.to(dev), (sums / mass[..., None]).to(dev), (counts / mass).to(dev),
+                         (g_s / gm).to(dev), (g_c / gm).to(dev), frames, names, bias)
 
 
 def merge_banks(banks: Sequence[ReferenceBank], weights: Sequence[float] | None = None) -> ReferenceBank:
@@ -509,20 +492,12 @@ def merge_banks(banks: Sequence[ReferenceBank], weights: Sequence[float] | None 
 def frame_bank(feats: torch.Tensor, gray_ab: np.ndarray, ab: np.ndarray, params: MatchParams, bias: float = 0.0) -> ReferenceBank:
     """A bank of one already colorized frame: its features ``(C, hc, wc)``, gray and a/b at the a/b size."""
     C, hc, wc = feats.shape
-    cell = gray_ab.shape[0] // hc
-    kern = torch.from_numpy(_band_kernel(params.bands, params.band_sigma)).to(feats.device)
-    sums, counts = _cell_tables(gray_ab, ab, cell, params.bands)
+    sums, counts = _cell_tables(gray_ab, ab, gray_ab.shape[0] // hc, params.bands)
     sums = torch.from_numpy(sums[: hc * wc]).to(feats.device)
     counts = torch.from_numpy(counts[: hc * wc]).to(feats.device)
-    sums = torch.einsum("mbc,bd->mdc", sums, kern)
-    counts = counts @ kern
-    mass = counts.sum(1, keepdim=True).clamp_min(1e-6)
-    g_c = counts.sum(0)
-    return ReferenceBank(
-        feats.reshape(C, -1).t().contiguous(), _cell_pos(hc, wc).to(feats.device), sums / mass[..., None], counts / mass,
-        sums.sum(0) / g_c.sum().clamp_min(1e-6), g_c / g_c.sum().clamp_min(1e-6), 1, ["previous frame"],
-        torch.full((hc * wc,), -float(bias), device=feats.device),
-    )
+    return _make_bank(feats.reshape(C, -1).t().contiguous(), _cell_pos(hc, wc).to(feats.device), sums, counts,
+                      sums.sum(0), counts.sum(0), params, 1, ["previous frame"],
+                      torch.full((hc * wc,), -float(bias), device=feats.device))
 
 
 # --------------------------------------------------------------------------- transfer
@@ -603,9 +578,10 @@ class ReferenceColorizer:
         self.device = base.device
 
     @classmethod
-    def from_images(cls, base: ModelColorizer, rgb_frames: Sequence[np.ndarray], params: MatchParams | None = None, name: str = "reference"):
+    def from_images(cls, base: ModelColorizer, rgb_frames: Sequence[np.ndarray], params: MatchParams | None = None,
+                    name: str = "reference", names: Sequence[str] = ()):
         params = params or REFERENCE_PARAMS
-        return cls(base, encode_references(base, rgb_frames, params), params, name)
+        return cls(base, encode_references(base, rgb_frames, params, names), params, name)
 
     def working_size(self, width: int, height: int) -> tuple[int, int]:
         return self.base.working_size(width, height)
@@ -719,12 +695,9 @@ class KeyframeColorizer:
         """Index of the shot holding time ``t`` (0 before the first cut)."""
         return bisect.bisect_right(self.cuts, t + 1e-6)
 
-    def _bank(self, shot: int) -> ReferenceBank | None:
-        kfs = self._by_shot.get(shot)
-        if kfs is None:
-            return None
-        if self.method == "copy":
-            return kfs  # type: ignore[return-value]  # only tested for None
+    def _bank(self, shot: int) -> ReferenceBank:
+        """The bank of a shot that has keyframes (one shot's bank cached at a time)."""
+        kfs = self._by_shot[shot]
         if self._cached is None or self._cached[0] != shot:
             self._cached = (shot, encode_references(self.base, [k.rgb for k in kfs], self.params, [k.name for k in kfs]))
         return self._cached[1]
@@ -741,18 +714,17 @@ class KeyframeColorizer:
         shots = np.array([self.shot_of(float(t)) for t in times], dtype=np.int64)
         for shot in dict.fromkeys(shots.tolist()):  # in order of appearance
             sel = np.flatnonzero(shots == shot)
-            bank = self._bank(int(shot))
-            if bank is None:
+            kfs = self._by_shot.get(shot)
+            if kfs is None:
                 out[sel] = apply_colorizer(self.fallback, gray[sel], [times[i] for i in sel])
             elif self.method == "copy":
-                kfs = self._by_shot[int(shot)]
                 for i in sel:
                     kf = min(kfs, key=lambda k: abs(k.time - float(times[i])))
                     out[i] = copy_keyframe_chroma(kf.rgb, (w, h), s)
             else:
                 if self._memory is None or self._memory[0] != shot:
-                    self._memory = (int(shot), [None])
-                out[sel] = self._ref.colorize_with(bank, gray[sel], self._memory[1])
+                    self._memory = (shot, [None])
+                out[sel] = self._ref.colorize_with(self._bank(shot), gray[sel], self._memory[1])
         return out
 
 
@@ -816,8 +788,8 @@ def guided_colorizer(
     col: Colorizer = base
     if references:
         refs = sample_references(references, reference_frames)
-        col = ReferenceColorizer(base, encode_references(base, [r for r, _ in refs], REFERENCE_PARAMS, [n for _, n in refs]),
-                                 REFERENCE_PARAMS, name=f"reference ({len(refs)} frames)")
+        col = ReferenceColorizer.from_images(base, [r for r, _ in refs], name=f"reference ({len(refs)} frames)",
+                                             names=[n for _, n in refs])
     if not keyframes:
         return col
     if video is None:
@@ -826,7 +798,7 @@ def guided_colorizer(
     images = [load_keyframe(p) for p, _ in parsed]
     from .preview import parse_time
 
-    times = [parse_time(w).to_seconds(25.0) for _, w in parsed]
+    times = [parse_time(w).seconds for _, w in parsed]  # parse_keyframe refuses frame numbers
     scan = scan_shots(video, times, until=max(times))
     kfs = []
     for i, ((path, when), rgb) in enumerate(zip(parsed, images)):

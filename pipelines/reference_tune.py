@@ -34,20 +34,12 @@ from animecolor import metrics  # noqa: E402
 from animecolor import reference as R  # noqa: E402
 from animecolor.color import rgb_to_lab  # noqa: E402
 from animecolor.colorize import LutColorizer, load_colorizer  # noqa: E402
-from animecolor.evaluate import _resize_max_side  # noqa: E402
+from animecolor.evaluate import iter_color_frames  # noqa: E402
 
 
 def load_frames(paths, stride, max_side=320):
-    out = []
-    for p in paths:
-        with av.open(str(p)) as c:
-            s = c.streams.video[0]
-            s.thread_type = "AUTO"
-            for i, f in enumerate(c.decode(s)):
-                if i % stride == 0:
-                    gt = _resize_max_side(f.to_ndarray(format="rgb24"), max_side)
-                    out.append((fr.rgb_to_y(gt), gt))
-    return out
+    """(luma, color frame) of every ``stride``-th frame, long side ``max_side``."""
+    return [(fr.rgb_to_y(gt), gt) for gt in iter_color_frames(paths, max_side=max_side, stride=stride, max_frames=None)]
 
 
 def score(frames, abs_):
@@ -104,7 +96,7 @@ def shots_of(path, stride=3, max_side=320):
             if k != cur:
                 cur, j = k, 0
                 shots.append([])
-            gt = _resize_max_side(f.to_ndarray(format="rgb24"), max_side)
+            gt = fr.fit_long_side(f.to_ndarray(format="rgb24"), max_side)
             shots[-1].append((fr.rgb_to_y(gt), gt))
             j += 1
     out = []

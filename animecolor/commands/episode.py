@@ -99,13 +99,11 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False)
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
-    if args.reference_frames < 1:
-        raise ValueError(f"--reference-frames must be >= 1, got {args.reference_frames}")
-    if args.keyframe:
-        from ..reference import parse_keyframe
+    from ..reference import check_reference_frames, parse_keyframe
 
-        for k in args.keyframe:
-            parse_keyframe(k)  # bad syntax fails before the model loads
+    check_reference_frames(args.reference_frames)
+    for k in args.keyframe:
+        parse_keyframe(k)  # bad syntax fails before the model loads
     _check_paths(args.input, args.output, args.overwrite)  # path mistakes first: cheaper than loading weights
     if args.threads is not None:
         if args.threads < 1:

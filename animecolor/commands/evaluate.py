@@ -161,8 +161,7 @@ def run(args: argparse.Namespace) -> int:
         from .. import reference as R
 
         for n in args.reference_frames or [R.DEFAULT_REFERENCE_FRAMES]:
-            if n < 1:
-                raise CLIError(f"--reference-frames must be >= 1, got {n}")
+            R.check_reference_frames(n)
             with console.status(f"sampling {n} reference frames..."):
                 refs = R.sample_references(args.reference, n)
             tag = "" if args.reference_frames is None else f"-{n}"
@@ -172,7 +171,6 @@ def run(args: argparse.Namespace) -> int:
                          f"lut-references{tag}: a lookup table fitted on the same frames")
     if args.keyframe_first:
         per_clip = _first_frame_keyframes(base)
-    if args.keyframe_first:
         notes.append("keyframe / copy-keyframe: each clip's first frame is its keyframe; all colorizers scored on the frames after it")
 
     if args.lut:

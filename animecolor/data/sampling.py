@@ -26,6 +26,7 @@ from scenedetect import ContentDetector, FrameTimecode
 from scenedetect.detector import FlashFilter
 
 from ..color import rgb_to_lab
+from ..frames import fit_long_side
 from .sources import SourceFrame
 
 __all__ = ["SelectParams", "content_box", "crop_resize", "thumbnail", "SceneSampler", "KeptFrame", "ThumbIndex", "DROP_REASONS"]
@@ -100,15 +101,6 @@ def crop_resize(rgb: np.ndarray, box: tuple[float, float, float, float], size: i
     pic = cv2.resize(pic, (nw, nh), interpolation=interp)
     x, y = (nw - size) // 2, (nh - size) // 2
     return np.ascontiguousarray(pic[y : y + size, x : x + size])
-
-
-def fit_long_side(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the long side is at most ``size`` (area filter), keeping the aspect ratio."""
-    h, w = rgb.shape[:2]
-    if max(h, w) <= size:
-        return np.ascontiguousarray(rgb)
-    s = size / max(h, w)
-    return cv2.resize(rgb, (max(1, int(round(w * s))), max(1, int(round(h * s)))), interpolation=cv2.INTER_AREA)
 
 
 def thumbnail(rgb: np.ndarray, n: int = 16) -> np.ndarray:
@@ -259,7 +251,10 @@ class SceneSampler:
         if near < p.dup_diff:
             self.drops["duplicate"] += 1
             return
-        rgb = fit_long_side(_crop(fr.full(), box), p.size) if self.keep_aspect else crop_resize(fr.full(), box, p.size)
+        if self.keep_aspect:
+            rgb = np.ascontiguousarray(fit_long_side(_crop(fr.full(), box), p.size))
+        else:
+            rgb = crop_resize(fr.full(), box, p.size)
         sc.cands.append(KeptFrame(rgb, th, fr.timestamp_s, sc.number, fr.name))
         cap = max(8, 4 * p.max_per_scene)
         if len(sc.cands) > cap:

@@ -112,18 +112,35 @@ class ResidualColorizer(nn.Module):
         self.register_buffer("grid", ab_grid(self.cfg), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_maps(x)[0]
+
+    def forward_maps(
+        self, x: torch.Tensor, min_stride: int | None = None
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor], dict[int, torch.Tensor]]:
+        """``(head output, backbone features, decoder's fused maps by stride)``.
+
+        With ``min_stride`` the decoder stops after its map at that stride and
+        the head output is ``None`` (the reference matcher's features).
+        """
         feats = self.backbone(x)
-        feats = [feats[i] for i in self._keep]
-        y = self.fuse[-1](self.lateral[-1](feats[-1]))
-        for j in range(len(feats) - 2, -1, -1):
-            y = F.interpolate(y, size=feats[j].shape[-2:], mode="bilinear", align_corners=False)
-            y = self.reduce[j](y) + self.lateral[j](feats[j])
+        kept = [feats[i] for i in self._keep]
+        strides = [self.backbone.strides[i] for i in self._keep]
+        y = self.fuse[-1](self.lateral[-1](kept[-1]))
+        maps = {strides[-1]: y}
+        for j in range(len(kept) - 2, -1, -1):
+            if min_stride is not None and strides[j] < min_stride:
+                return None, feats, maps
+            y = F.interpolate(y, size=kept[j].shape[-2:], mode="bilinear", align_corners=False)
+            y = self.reduce[j](y) + self.lateral[j](kept[j])
             y = self.fuse[j](y)
+            maps[strides[j]] = y
+        if min_stride is not None:
+            return None, feats, maps
         out = self.head(y)
         if self._out_stride != self.output_stride:
             scale = self._out_stride / self.output_stride
             out = F.interpolate(out, scale_factor=scale, mode="bilinear", align_corners=False)
-        return out
+        return out, feats, maps
 
     def decode(self, out: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Head output -> a/b ``(N, 2, h, w)`` in Lab units."""
