@@ -34,11 +34,9 @@ from .io import (
     FfmpegWriter,
     PyAVWriter,
     VideoInfo,
-    _info,
-    _open_input,
-    _video_stream,
     check_output_folder,
     choose_pix_fmt,
+    open_video,
     plane_array,
 )
 from .temporal import TemporalSmoother, make_smoother
@@ -182,11 +180,10 @@ def colorize_video(
             on_warning(msg)
 
     t0 = time.perf_counter()
-    container = _open_input(src)
+    container, info = open_video(src)
     reader = writer = None
     tmp = _temp_path(dst)
     try:
-        info = _info(container, _video_stream(container, src), src)
         if info.width <= 0 or info.height <= 0:
             raise ValueError(f"cannot tell the frame size of {src}; the file may be damaged")
         settings = EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=choose_pix_fmt(codec, info.width, info.height))

@@ -67,7 +67,7 @@ def test_abort_drops_queued_work_and_never_finishes_the_file():
     with x264's look-ahead that flush alone takes seconds)."""
     import threading
 
-    from animecolor.io import _ThreadedWriter
+    from animecolor.writers import _ThreadedWriter
 
     class Slow(_ThreadedWriter):
         def __init__(self):
