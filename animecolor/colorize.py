@@ -82,6 +82,15 @@ def apply_colorizer(col: Colorizer, gray: np.ndarray, times=None) -> np.ndarray:
     return col(gray)
 
 
+def check_gray_batch(gray: np.ndarray, stride: int) -> np.ndarray | None:
+    """Refuse anything but a uint8 ``(N, h, w)`` batch; for an empty one, the empty a/b to return."""
+    if gray.ndim != 3 or gray.dtype != np.uint8:
+        raise ValueError(f"expected uint8 (N, h, w) gray batch, got {gray.dtype} {gray.shape}")
+    if gray.shape[0] == 0:
+        return np.zeros((0, gray.shape[1] // stride, gray.shape[2] // stride, 2), np.float32)
+    return None
+
+
 def resolve_device(device: str | None = None) -> torch.device:
     """``None``/``"auto"``: CUDA when present, else CPU."""
     if device in (None, "auto"):
@@ -112,6 +121,7 @@ class ModelColorizer:
         self.cfg = self.model.cfg  # the private copy's: decoding settings changed here take effect
         self.output_stride = model.output_stride
         self.name = name
+        self.runtime = "torch"
         if self.device.type == "cuda":
             dt = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             self._ctx = lambda: torch.autocast("cuda", dtype=dt)
@@ -124,11 +134,8 @@ class ModelColorizer:
         return working_size(width, height, self.cfg.working_long_side)
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
-        if gray.ndim != 3 or gray.dtype != np.uint8:
-            raise ValueError(f"expected uint8 (N, h, w) gray batch, got {gray.dtype} {gray.shape}")
-        if gray.shape[0] == 0:
-            s = self.output_stride
-            return np.zeros((0, gray.shape[1] // s, gray.shape[2] // s, 2), np.float32)
+        if (empty := check_gray_batch(gray, self.output_stride)) is not None:
+            return empty
         with torch.inference_mode():
             g = torch.from_numpy(np.ascontiguousarray(gray)).to(self.device, non_blocking=True)
             x = self._lut[g.long()].unsqueeze(1).contiguous(memory_format=torch.channels_last)
@@ -225,7 +232,8 @@ def load_colorizer(
     compile: bool = False,
     working_long_side: int | None = None,
     temperature: float | None = None,
-) -> ModelColorizer:
+    runtime: str = "auto",
+):
     """Load a checkpoint (default: the shipped ``weights/default.safetensors``).
 
     ``working_long_side`` overrides the checkpoint's model input size (long side,
@@ -233,8 +241,16 @@ def load_colorizer(
     value is the one its quality was measured at.  ``temperature`` overrides the
     decoding temperature of a classification-head model: lower is more vivid,
     higher duller and safer; the checkpoint's own value was picked on validation clips.
+    ``runtime``: "torch", "onnx" (ONNX Runtime on CPU; exports the weights once into the
+    user cache when no export is beside them) or "auto" (ONNX Runtime on CPU where an
+    export of these weights exists, as for the shipped ones; else PyTorch): see
+    :mod:`animecolor.runtime`.
     """
     from .model import WeightsError, load_model
+    from .runtime import RUNTIMES
+
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
 
     if working_long_side is not None:
         check_working_size(working_long_side)
@@ -251,4 +267,27 @@ def load_colorizer(
         if model.cfg.head != "ce":
             raise ValueError(f"--temperature needs a classification-head model; {path.name} regresses a/b directly")
         model.cfg.temperature = temperature
-    return ModelColorizer(model, dev, compile=compile, name=path.name)
+    col = ModelColorizer(model, dev, compile=compile, name=path.name)
+    if runtime == "torch" or (runtime == "auto" and dev.type != "cpu"):
+        return col
+    return _onnx_colorizer(col, path, runtime)
+
+
+def _onnx_colorizer(col: ModelColorizer, path: Path, runtime: str):
+    """``col`` run by ONNX Runtime (see :func:`load_colorizer`), or ``col`` itself for "auto" when that cannot be."""
+    from . import runtime as rt
+    from .model import file_sha256
+
+    if col.device.type != "cpu":
+        raise ValueError(f"--runtime onnx runs on the CPU only; use --runtime torch on {col.device}")
+    if not rt.onnx_available():
+        if runtime == "auto":
+            return col
+        raise RuntimeError("--runtime onnx needs the onnxruntime package (pip install onnxruntime)")
+    digest = file_sha256(path)
+    export = rt.find_export(path, digest)
+    if export is None:
+        if runtime == "auto":
+            return col
+        export = rt.export_onnx(col.model, rt.cache_dir() / f"{digest}.onnx", digest)
+    return rt.OnnxColorizer(col, export)

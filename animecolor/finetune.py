@@ -17,7 +17,6 @@ interrupted build continues), and training continues from ``RUN/last.safetensors
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -25,8 +24,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .model.checkpoint import file_sha256
+
 __all__ = [
-    "finetune", "file_sha256", "base_model_info", "loss_for_head", "trained_loss", "check_crop", "evaluate_checkpoint",
+    "finetune", "base_model_info", "loss_for_head", "trained_loss", "check_crop", "evaluate_checkpoint",
     "tune_temperature", "pick_setting", "TEMPERATURES",
 ]
 
@@ -38,15 +39,6 @@ TEMPERATURES = (0.38, 0.55, 0.7, 1.0, 1.4, 2.0)
 MIN_COLORFULNESS = 0.7
 
 ProgressFn = Callable[[dict], None]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def base_model_info(path: str | os.PathLike) -> dict[str, str]:

@@ -17,7 +17,8 @@ from animecolor import train as train_mod
 from animecolor.cli import main
 from animecolor.colorize import load_colorizer
 from animecolor.dataset import FrameDataset, build_dataset, read_manifest
-from animecolor.finetune import TEMPERATURES, file_sha256, finetune, tune_temperature
+from animecolor.finetune import TEMPERATURES, finetune, tune_temperature
+from animecolor.model import file_sha256
 from animecolor.model import read_metadata
 
 W = H = 80

@@ -53,6 +53,7 @@ def register(subparsers) -> None:
                    help="color decoding temperature (default: the checkpoint's, 0.85 for the shipped weights); "
                         "lower is more vivid, higher duller and safer")
     add_guide_options(p)
+    add_runtime_option(p)
     p.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default: 32 on CUDA, 8 on CPU)")
     p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=default_temporal(), help="temporal chroma smoother (default: %(default)s; see docs/temporal.md)")
     p.add_argument("--codec", default="libx264", help="video encoder: libx264 (default), libx265, libsvtav1, ...")
@@ -73,6 +74,15 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages (errors still go to stderr)")
     p.set_defaults(func=run)
+
+
+def add_runtime_option(p: argparse.ArgumentParser) -> None:
+    from ..runtime import RUNTIMES
+
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="run the model with PyTorch or ONNX Runtime (CPU only; same colors, faster on CPU). auto "
+                        "(default): ONNX Runtime on CPU where an export of the weights exists (the shipped ones "
+                        "have one), else PyTorch; onnx exports other weights once into ~/.cache/animecolor")
 
 
 def _weights_line(weights: Path | None) -> str:
@@ -112,9 +122,10 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     colorizer = load_colorizer(args.weights, None if args.device == "auto" else args.device,
-                               working_long_side=args.working_size, temperature=args.temperature)
+                               working_long_side=args.working_size, temperature=args.temperature, runtime=args.runtime)
     if not args.quiet:
-        err.print(_weights_line(args.weights) + f" on {colorizer.device}", markup=False, soft_wrap=True)
+        err.print(_weights_line(args.weights) + f" on {colorizer.device} ({colorizer.runtime})", markup=False,
+                  soft_wrap=True)
 
     def warn(msg: str) -> None:
         if not args.quiet:

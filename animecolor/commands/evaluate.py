@@ -55,6 +55,9 @@ def register(subparsers) -> None:
         help="resize the ground truth to this long side before scoring (default 640; 0 = full size)",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    from .episode import add_runtime_option
+
+    add_runtime_option(p)
     p.add_argument("--batch-size", type=int, default=None, help="frames per colorizer call (default: 8 CPU, 32 GPU)")
     p.add_argument("--json", type=Path, metavar="OUT.json", help="write the full report as JSON")
     p.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the tables as markdown (model card)")
@@ -148,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     weights = [] if args.baselines_only else ([Path(w) for w in args.weights] or [None])
     names = _model_names([w for w in weights if w is not None]) if args.weights else ["default"]
     for name, w in zip(names, weights):
-        col = load_colorizer(w, device=str(device))
+        col = load_colorizer(w, device=str(device), runtime=args.runtime)
         col.name = name
         colorizers[name] = col
     colorizers["gray"] = GrayColorizer()

@@ -56,9 +56,10 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=None, metavar="T",
                    help="color decoding temperature (default: the checkpoint's), as in 'episode'")
     p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=None, help=f"temporal smoother, as in 'episode' (default {_default_temporal()})")
-    from .episode import add_guide_options
+    from .episode import add_guide_options, add_runtime_option
 
     add_guide_options(p)
+    add_runtime_option(p)
     p.add_argument("--panel-height", type=int, metavar="PX", help=f"scale panels to this height (default: full size for --at, {SHEET_PANEL_HEIGHT} for --frames)")
     p.set_defaults(func=run)
 
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"input not found: {src}")
 
     colorizer = load_colorizer(args.weights, args.device, working_long_side=args.working_size,
-                               temperature=args.temperature)
+                               temperature=args.temperature, runtime=args.runtime)
     if args.keyframe and still:
         raise CLIError(f"{src.name} is a still image: --keyframe needs a video")
     from .episode import build_guided

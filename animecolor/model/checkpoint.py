@@ -5,6 +5,7 @@ No pickle is ever executed (safetensors holds raw tensors only).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -14,7 +15,16 @@ import torch
 
 from .net import ModelConfig, ResidualColorizer
 
-__all__ = ["save_model", "load_model", "read_metadata", "WeightsError", "FORMAT"]
+__all__ = ["save_model", "load_model", "read_metadata", "file_sha256", "WeightsError", "FORMAT"]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 FORMAT = "animecolor/1"
 

@@ -1,0 +1,144 @@
+"""Run the colorizer with ONNX Runtime on CPU (PyTorch stays for training and CUDA).
+
+The network (batch norm folded into the convs) and its a/b decoding are exported
+once to an ONNX file whose metadata records the SHA-256 of the safetensors file
+it came from, so a stale export is never used.  The shipped weights have their
+export beside them (``weights/default.onnx``, made by ``pipelines/export_onnx.py``).
+For other weights ``runtime="onnx"`` exports on first use into the user cache
+(``$XDG_CACHE_HOME/animecolor``, ``~/.cache/animecolor``); ``runtime="auto"`` uses
+ONNX Runtime only where an export already exists and falls back to PyTorch.
+
+The decoding temperature is an input of the graph, so ``--temperature`` works
+the same on both runtimes.  Outputs match PyTorch's to about 1e-3 a/b units
+(tests/test_runtime.py; the Lab a/b range is about +-110).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+RUNTIMES = ("auto", "torch", "onnx")
+
+__all__ = ["RUNTIMES", "OnnxColorizer", "export_onnx", "find_export", "onnx_available"]
+
+
+def onnx_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def export_onnx(model, dst: str | os.PathLike, source_digest: str) -> Path:
+    """Write ``model`` (an eval-mode, batch-norm-folded ResidualColorizer) as ONNX to ``dst`` (atomically)."""
+    try:
+        import onnx
+    except ImportError:
+        raise RuntimeError("exporting to ONNX needs the 'onnx' package (pip install onnx), or use --runtime torch") from None
+    import torch
+
+    class _Exported(torch.nn.Module):
+        """Lightness in [-1, 1] ``(N, 1, H, W)`` and 1/temperature ``(1,)`` -> a/b ``(N, 2, H/2, W/2)``."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x: torch.Tensor, inv_t: torch.Tensor) -> torch.Tensor:
+            out = self.model(x)
+            cfg = self.model.cfg
+            if cfg.head == "reg":
+                return out * 100.0 + 0.0 * inv_t.sum()  # keeps the input in the graph
+            n, _, h, w = out.shape
+            logits = out.reshape(n, 2, cfg.n_bins, h, w)
+            p = torch.softmax(logits * inv_t, dim=2)
+            return (p * self.model.grid.view(1, 1, -1, 1, 1)).sum(dim=2)
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    x = torch.zeros(1, 1, 64, 64)
+    inv_t = torch.ones(1)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=dst.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Exported(model).eval(), (x, inv_t), tmp, dynamo=False, opset_version=17,
+                input_names=["x", "inv_t"], output_names=["ab"],
+                dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "ab": {0: "n", 2: "h2", 3: "w2"}},
+            )
+        proto = onnx.load(tmp)
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "source_sha256", source_digest
+        onnx.save(proto, tmp)
+        os.replace(tmp, dst)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return dst
+
+
+def _recorded_digest(path: Path) -> str | None:
+    import onnxruntime as ort
+
+    try:
+        meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
+    except Exception:
+        return None
+    return meta.custom_metadata_map.get("source_sha256")
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "animecolor"
+
+
+def find_export(weights: Path, digest: str) -> Path | None:
+    """An existing export of ``weights`` (beside it, or in the cache) whose recorded digest matches."""
+    for cand in (weights.with_suffix(".onnx"), cache_dir() / f"{digest}.onnx"):
+        if cand.is_file() and _recorded_digest(cand) == digest:
+            return cand
+    return None
+
+
+class OnnxColorizer:
+    """The same colorizer as :class:`~animecolor.colorize.ModelColorizer` on CPU, run by ONNX Runtime.
+
+    Wraps a ModelColorizer (kept as ``base``) and replaces only its forward pass;
+    ``model``, ``_lut`` and ``_ctx`` stay the PyTorch ones, which the reference and
+    keyframe modes use for the network's feature maps.
+    """
+
+    def __init__(self, base, onnx_path: str | os.PathLike, threads: int | None = None):
+        import onnxruntime as ort
+        import torch
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or torch.get_num_threads()
+        so.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+        self.base = base
+        self.model = base.model
+        self.cfg = base.cfg
+        self.device = base.device
+        self.output_stride = base.output_stride
+        self.name = base.name
+        self.runtime = "onnx"
+        self._lut, self._ctx = base._lut, base._ctx
+        self._lut_np = base._lut.numpy()
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        return self.base.working_size(width, height)
+
+    def __call__(self, gray: np.ndarray) -> np.ndarray:
+        from .colorize import check_gray_batch
+
+        if (empty := check_gray_batch(gray, self.output_stride)) is not None:
+            return empty
+        x = self._lut_np[gray][:, None]
+        inv_t = np.array([1.0 / self.cfg.temperature], np.float32)
+        (ab,) = self.session.run(None, {"x": x, "inv_t": inv_t})
+        return np.ascontiguousarray(ab.transpose(0, 2, 3, 1))

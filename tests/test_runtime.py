@@ -1,0 +1,79 @@
+"""The ONNX Runtime path (animecolor.runtime): same colors as PyTorch, never a stale export."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from animecolor import frames  # noqa: E402
+from animecolor.colorize import DEFAULT_WEIGHTS, ModelColorizer, load_colorizer  # noqa: E402
+from animecolor.model import file_sha256
+from animecolor.runtime import OnnxColorizer, find_export  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+def _gray_batch(col, n: int = 2) -> np.ndarray:
+    """Real frames (the held-out BBB test frames) at the colorizer's working size."""
+    import cv2
+
+    out = []
+    for p in sorted(DATA.glob("bbb_eval_*.png"))[:n]:
+        rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+        y = frames.rgb_to_y(rgb)
+        out.append(frames.model_input(y, col.working_size(y.shape[1], y.shape[0])))
+    return np.stack(out)
+
+
+def test_shipped_weights_have_a_matching_export():
+    onnx_path = DEFAULT_WEIGHTS.with_suffix(".onnx")
+    assert onnx_path.is_file(), "weights/default.onnx is missing: run pipelines/export_onnx.py"
+    assert find_export(DEFAULT_WEIGHTS, file_sha256(DEFAULT_WEIGHTS)) == onnx_path
+
+
+@pytest.mark.parametrize("temperature", [None, 0.5])
+def test_shipped_onnx_gives_the_same_chroma_as_pytorch(temperature):
+    ort_col = load_colorizer(None, "cpu", temperature=temperature)  # auto: the shipped export
+    torch_col = load_colorizer(None, "cpu", temperature=temperature, runtime="torch")
+    assert isinstance(ort_col, OnnxColorizer) and ort_col.runtime == "onnx"
+    assert isinstance(torch_col, ModelColorizer)
+    gray = _gray_batch(torch_col)
+    a, b = torch_col(gray), ort_col(gray)
+    assert a.shape == b.shape and a.dtype == b.dtype == np.float32
+    assert np.abs(a).max() > 5  # real colors, not a collapse to gray
+    assert np.abs(a - b).max() < 2e-3
+
+
+def test_other_weights_export_once_into_the_cache(tiny_random_model, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")  # exporting needs it (the [train] extra)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert isinstance(load_colorizer(tiny_random_model, "cpu"), ModelColorizer)  # auto: no export yet -> PyTorch
+    col = load_colorizer(tiny_random_model, "cpu", runtime="onnx")
+    assert isinstance(col, OnnxColorizer)
+    cached = list((tmp_path / "cache" / "animecolor").glob("*.onnx"))
+    assert [p.stem for p in cached] == [file_sha256(tiny_random_model)]
+    assert isinstance(load_colorizer(tiny_random_model, "cpu"), OnnxColorizer)  # auto now finds it
+    gray = np.random.default_rng(0).integers(0, 256, (3, 64, 96), dtype=np.uint8)
+    ref = load_colorizer(tiny_random_model, "cpu", runtime="torch")(gray)
+    assert np.abs(col(gray) - ref).max() < 2e-3
+    assert col(gray[:0]).shape == (0, 32, 48, 2)
+
+
+def test_stale_export_is_not_used(tiny_random_model, tmp_path, monkeypatch):
+    """An export beside the weights that was made from other weights is ignored (its digest differs)."""
+    import shutil
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    weights = tmp_path / "mine.safetensors"
+    shutil.copy(tiny_random_model, weights)
+    shutil.copy(DEFAULT_WEIGHTS.with_suffix(".onnx"), tmp_path / "mine.onnx")
+    assert find_export(weights, file_sha256(weights)) is None
+    assert isinstance(load_colorizer(weights, "cpu"), ModelColorizer)
+
+
+def test_bad_runtime_is_refused():
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        load_colorizer(None, "cpu", runtime="tensorrt")
