@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Callable, Iterator, Sequence
 
 import av
 import numpy as np
+
+from .timing import StageTimes
 
 __all__ = [
     "VideoInfo",
@@ -244,6 +247,7 @@ class BatchReader:
         self.on_warning = on_warning
         self.bad_packets = 0
         self.frames_read = 0
+        self.times = StageTimes()  # the decode thread's: decoding, resizing, waiting on a full queue
         self._q: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="animecolor-decode", daemon=True)
@@ -251,6 +255,10 @@ class BatchReader:
 
     # -- thread side -------------------------------------------------------
     def _put(self, item) -> None:
+        with self.times("decode: wait for model"):
+            self._put_blocking(item)
+
+    def _put_blocking(self, item) -> None:
         while not self._stop.is_set():
             try:
                 self._q.put(item, timeout=0.1)
@@ -273,6 +281,7 @@ class BatchReader:
             )
 
     def _run(self) -> None:
+        t0 = time.perf_counter()
         try:
             self._decode_all()
             self._put(None)
@@ -283,6 +292,9 @@ class BatchReader:
                 self._put(e)
             except _Stop:
                 pass
+        finally:  # the rest of the thread's time: demuxing, decoding, copying the luma planes
+            rest = time.perf_counter() - t0 - sum(self.times.seconds.values())
+            self.times.add("decode: demux + decode", rest)
 
     def _decode_all(self) -> None:
         ys: list[np.ndarray] = []
@@ -314,7 +326,8 @@ class BatchReader:
                 ys.append(y)
                 pts.append(frame.pts)
                 if self.prepare is not None:
-                    grays.append(self.prepare(y, full_range))
+                    with self.times("decode: resize"):
+                        grays.append(self.prepare(y, full_range))
                 self.frames_read += 1
                 flush_batch()
 

@@ -13,6 +13,7 @@ import queue
 import shutil
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +23,7 @@ import av
 import numpy as np
 
 from .reader import _SPC_BT709, _SPC_SMPTE170M, VideoInfo, plane_array
+from .timing import StageTimes
 
 __all__ = [
     "PyAVWriter",
@@ -128,17 +130,24 @@ class _ThreadedWriter:
         self._started = False
         self._closed = False
         self._aborted = False
+        self.times = StageTimes()  # the encode thread's: waiting for frames, merging chroma, encoding + muxing
 
     def _run(self) -> None:
+        times = self.times
         try:
             while True:
-                item = self._q.get()
+                with times("encode: wait for model"):
+                    item = self._q.get()
                 if self._aborted:  # nothing more is written, not even the trailer
                     return
+                t0, merged = time.perf_counter(), times.seconds["encode: merge"]
                 if item is None:
                     self._finish()
+                else:
+                    self._write_item(item)
+                times.add("encode: encode + mux", time.perf_counter() - t0 - (times.seconds["encode: merge"] - merged))
+                if item is None:
                     return
-                self._write_item(item)
         except BaseException as e:
             self._error = e
             # drain so the producer never blocks on a dead consumer
@@ -201,7 +210,9 @@ class _ThreadedWriter:
         For the writers that define ``_merge``, ``settings``, ``_fix``, ``vstream``,
         ``_full_range`` and ``on_frame``; ``on_frame(y, frame)`` sees each frame first.
         """
-        for (y, _, pts), (u, v) in zip(item.frames, self._merge(item.frames)):
+        with self.times("encode: merge"):
+            planes = self._merge(item.frames)
+        for (y, _, pts), (u, v) in zip(item.frames, planes):
             frame = make_yuv_frame(y, u, v, self.settings.pix_fmt)
             frame.pts = self._fix(pts)
             frame.time_base = self.vstream.codec_context.time_base

@@ -139,14 +139,15 @@ def write_keyframe(src: Path, dst: Path, width: int, height: int, frames: int) -
     return f"{dst}@{i / rate:.3f}"
 
 
-def load(weights: str | None, device: str, working_size: int | None = None):
+def load(weights: str | None, device: str, working_size: int | None = None, runtime: str = "auto"):
     from animecolor.colorize import ModelColorizer, load_colorizer
 
     if weights:
-        return load_colorizer(weights, device, working_long_side=working_size), weights
+        return load_colorizer(weights, device, working_long_side=working_size, runtime=runtime), weights
     for cand in (ROOT / "weights/default.safetensors", ROOT / "runs/default/last.safetensors"):
         if cand.is_file():
-            return load_colorizer(cand, device, working_long_side=working_size), str(cand.relative_to(ROOT))
+            col = load_colorizer(cand, device, working_long_side=working_size, runtime=runtime)
+            return col, str(cand.relative_to(ROOT))
     import torch
 
     from animecolor.model import ModelConfig, ResidualColorizer
@@ -162,11 +163,23 @@ def child_e2e(args) -> None:
     from animecolor.pipeline import colorize_video
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    col, _ = load(args.weights, args.device, args.working_size)
+    col, _ = load(args.weights, args.device, args.working_size, args.runtime)
     col, setup = guided(col, args.mode, Path(args.src), args.reference, args.keyframe)
     res = colorize_video(args.src, args.dst, col, overwrite=True, crf=args.crf, preset=args.preset, batch_size=args.batch)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
-    print(json.dumps({"fps": res.fps, "rss_mib": rss, "frames": res.frames, "setup_s": setup}))
+    stages = {k: 1000 * v / res.frames for k, v in res.stages.items()}  # ms per frame
+    print(json.dumps({"fps": res.fps, "rss_mib": rss, "frames": res.frames, "setup_s": setup, "stages_ms": stages,
+                      "runtime": getattr(col, "runtime", "?")}))
+
+
+def breakdown_table(breakdowns: list[tuple[str, dict]], mode: str) -> list[str]:
+    """Markdown: where the end-to-end run's time went, ms per frame per stage and thread."""
+    stages = sorted({k for _, b in breakdowns for k in b})
+    lines = ["", f"Where the time goes ({mode} end-to-end run; wall ms per frame spent by each thread in each stage, "
+             "waits included, so each thread's column adds up to about the run's ms per frame):", "",
+             "| stage | " + " | ".join(s for s, _ in breakdowns) + " |", "|---|" + "---:|" * len(breakdowns)]
+    lines += [f"| {k} | " + " | ".join(f"{b.get(k, 0.0):.1f}" for _, b in breakdowns) + " |" for k in stages]
+    return lines
 
 
 def main() -> int:
@@ -181,6 +194,7 @@ def main() -> int:
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--working-size", type=int, default=None, help="model input long side (default: the checkpoint's)")
+    ap.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx"), help="model runtime (episode --runtime)")
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
     ap.add_argument("--modes", default="plain",
                     help="comma list of plain, reference (16 frames sampled from --source, color), keyframe "
@@ -200,7 +214,8 @@ def main() -> int:
 
     from animecolor.colorize import default_batch_size
 
-    col, wname = load(args.weights, args.device, args.working_size)
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    col, wname = load(args.weights, args.device, args.working_size, args.runtime)
     batch = args.batch or default_batch_size(col.device)
     rows = []
     modes = [m for m in args.modes.split(",") if m]
@@ -208,6 +223,7 @@ def main() -> int:
         if m not in ("plain", "reference", "keyframe"):
             ap.error(f"unknown mode {m!r}")
     guide_rows = []
+    breakdowns = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for size in args.sizes.split(","):
@@ -217,7 +233,7 @@ def main() -> int:
             m_fps = model_fps(col, src, batch)
             cmd = [sys.executable, __file__, "--_child", "--src", str(src), "--dst", str(tmp / "e2e.mp4"),
                    "--device", args.device, "--batch", str(batch), "--crf", str(args.crf), "--preset", args.preset,
-                   "--threads", str(args.threads)]
+                   "--threads", str(args.threads), "--runtime", args.runtime]
             if args.weights:
                 cmd += ["--weights", args.weights]
             if args.working_size:
@@ -244,6 +260,7 @@ def main() -> int:
             m_fps = (m_fps + model_fps(col, src, batch)) / 2
             ratio = e2e["fps"] / min(t_fps, m_fps)
             rows.append((f"{w}x{h}", t_fps, m_fps, e2e["fps"], ratio, e2e["rss_mib"]))
+            breakdowns.append((f"{w}x{h}", e2e["stages_ms"]))
             print(f"{w}x{h}: transcode {t_fps:.1f} fps, model {m_fps:.1f} fps, end-to-end {e2e['fps']:.1f} fps "
                   f"({ratio:.2f}x of min), peak RSS {e2e['rss_mib']:.0f} MiB", file=sys.stderr)
     cpu = platform.processor() or platform.machine()
@@ -256,12 +273,14 @@ def main() -> int:
         dev += f" ({torch.cuda.get_device_name(col.device)})"
     lines = [
         f"Machine: {cpu}, {os.cpu_count()} CPU threads, device {dev}, torch {torch.__version__}; "
-        f"weights: {wname}, working size {col.cfg.working_long_side} px; {args.frames} frames per clip, libx264 crf {args.crf} preset {args.preset}, batch {batch}.",
+        f"weights: {wname}, working size {col.cfg.working_long_side} px, runtime {col.runtime}, {torch.get_num_threads()} model threads; "
+        f"{args.frames} frames per clip, libx264 crf {args.crf} preset {args.preset}, batch {batch}.",
         "",
         "| size | PyAV transcode fps | model-only fps | end-to-end fps | e2e / min(model, transcode) | peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     lines += [f"| {s} | {t:.1f} | {m:.1f} | {e:.1f} | {r:.2f} | {rss:.0f} |" for s, t, m, e, r, rss in rows]
+    lines += breakdown_table(breakdowns, modes[0])
     if len(modes) > 1:
         first = modes[0]
         lines += [

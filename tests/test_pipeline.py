@@ -264,3 +264,31 @@ def test_chroma_made_with_the_sources_matrix_and_tagged_so(clip, tmp_path, encod
             assert np.abs(ud.astype(int) - u.astype(int)).max() <= 1
             assert np.abs(vd.astype(int) - v.astype(int)).max() <= 1
             assert np.abs(u_other.astype(int) - u.astype(int)).mean() > 2  # the matrices do differ here
+
+
+def test_stage_times_account_for_each_thread(clip, tmp_path):
+    """EpisodeResult.stages: each thread's stages add up to about the run's wall time, and a slow stage shows."""
+    import time
+
+    class SlowColorizer(ConstColorizer):
+        def __call__(self, gray):
+            time.sleep(0.05)
+            return super().__call__(gray)
+
+    src = clip("in.mp4", n=16, w=96, h=64)
+    res = colorize_video(src, tmp_path / "out.mp4", SlowColorizer(), batch_size=4)
+    st = res.stages
+    assert st["main: model"] >= 4 * 0.05  # 4 batches
+    assert st["main: model"] > st["main: temporal smoother"] and st["main: model"] > st["encode: merge"]
+    for thread in ("decode", "main", "encode"):  # the decode thread may finish early (the queue holds the rest)
+        total = sum(v for k, v in st.items() if k.startswith(thread + ":"))
+        assert (0.0 if thread == "decode" else 0.5 * res.seconds) < total <= res.seconds * 1.05, (thread, total)
+    assert st["encode: wait for model"] > 0.1  # the encoder waits for the slow model
+
+
+def test_luma_psnr():
+    a = np.full((8, 8), 100, np.uint8)
+    assert luma_psnr(a, a.copy()) == float("inf")
+    b = a.copy()
+    b[0, 0] = 110  # MSE 100/64
+    assert luma_psnr(a, b) == pytest.approx(10 * np.log10(255**2 / (100 / 64)))
