@@ -172,6 +172,16 @@ def child_e2e(args) -> None:
                       "runtime": getattr(col, "runtime", "?")}))
 
 
+def write_table(lines: list[str], out: Path | None) -> int:
+    """Print the markdown lines, and write them to ``out`` too when given."""
+    table = "\n".join(lines)
+    print(table)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table + "\n")
+    return 0
+
+
 def breakdown_table(breakdowns: list[tuple[str, dict]], mode: str) -> list[str]:
     """Markdown: where the end-to-end run's time went, ms per frame per stage and thread."""
     stages = sorted({k for _, b in breakdowns for k in b})
@@ -293,12 +303,7 @@ def main() -> int:
         ]
         lines += [f"| {s_} | {m} | {mf:.1f} | {e:.1f} | {r:.2f} | {mr:.2f} | {su:.1f} | {rss:.0f} |"
                   for s_, m, mf, e, r, mr, su, rss in guide_rows]
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table + "\n")
-    return 0
+    return write_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import DEFAULT_SOURCE, make_source  # noqa: E402
+from benchmark import DEFAULT_SOURCE, breakdown_table, make_source, write_table  # noqa: E402
 
 
 def luma_psnr(a: Path, b: Path) -> float:
@@ -87,17 +87,8 @@ def main() -> int:
         first = runs[name][0]
         lines.append(f"| {name} | {fps:.1f} | {fps / base:.2f} | {first['bytes'] / 1024:.0f} | {first['psnr']:.2f} | "
                      f"{max(x['rss_mib'] for x in runs[name]):.0f} |")
-    stages = sorted({k for runs_ in runs.values() for k in runs_[0]["stages_ms"]})
-    lines += ["", "ms per frame per stage (first round):", "",
-              "| stage | " + " | ".join(n for n, _ in variants) + " |", "|---|" + "---:|" * len(variants)]
-    lines += [f"| {k} | " + " | ".join(f"{runs[n][0]['stages_ms'].get(k, 0):.1f}" for n, _ in variants) + " |"
-              for k in stages]
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table + "\n")
-    return 0
+    lines += breakdown_table([(n, runs[n][0]["stages_ms"]) for n, _ in variants], "first round's")
+    return write_table(lines, args.out)
 
 
 if __name__ == "__main__":
