@@ -8,13 +8,15 @@ For each size it reports, in one run:
   process so its peak RSS is its own;
 
 (transcode and model are measured before and after the end-to-end run and
-averaged, to bracket it in time on a shared machine) and the ratio
+averaged, to bracket it in time on a shared machine), where the end-to-end run's
+time went (``EpisodeResult.stages``: ms per frame per stage and thread), and the ratio
 ``end-to-end / min(model, transcode)`` (goal >= 0.8: decode,
 inference and encode overlap instead of adding up).  Writes a markdown table::
 
     python pipelines/benchmark.py --frames 96 --out runs/benchmark.md
 
-The source clip is the first frames of a real cartoon clip made gray and
+``--runtime torch|onnx`` picks the model's runtime (default auto: ONNX Runtime
+on CPU for the shipped weights).  The source clip is the first frames of a real cartoon clip made gray and
 scaled to each size.  Speed does not depend on the weights' values, so a
 randomly initialised model of the real architecture is used when no trained
 checkpoint exists (the table says which).

@@ -90,7 +90,7 @@ def child(args) -> None:
 
         col = LutColorizer.fit(iter_color_frames([LUT_SOURCE], stride=15, max_frames=60))
     else:
-        col = load_colorizer(None, "cpu")
+        col = load_colorizer(None, "cpu", runtime=args.runtime)
     done = [0]
     rows: list[tuple] = []
     stop = threading.Event()
@@ -106,8 +106,12 @@ def child(args) -> None:
 
         tracemalloc.start(12)
 
+    trim = ctypes.CDLL("libc.so.6").malloc_trim if args.trim else None
+
     def progress(n: int, total) -> None:
         done[0] = n
+        if trim is not None:
+            trim(0)
         if args.tracemalloc and not snaps and n >= args.tracemalloc:
             snaps.append(tracemalloc.take_snapshot())
 
@@ -148,6 +152,9 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "memory")
     ap.add_argument("--out", type=Path, default=None, help="append the summary lines here (markdown)")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="N")
+    ap.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx"), help="the model's (episode --runtime)")
+    ap.add_argument("--trim", action="store_true", help="experiment: glibc malloc_trim(0) after every batch")
+    ap.add_argument("--tag", default="", help="added to the CSV's name")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
     ap.add_argument("--dst", help=argparse.SUPPRESS)
@@ -160,11 +167,13 @@ def main() -> int:
     lines = []
     for n in args.frames:
         src = make_source(args.work / f"testsrc2_1080p_{n}.mp4", n)
-        csv_path = args.work / f"{args.colorizer}_{n}.csv"
-        cmd = [sys.executable, __file__, "--_child", "--colorizer", args.colorizer, "--src", str(src),
-               "--dst", str(args.work / f"out_{args.colorizer}_{n}.mp4"), "--csv", str(csv_path)]
+        csv_path = args.work / f"{args.colorizer}{args.tag}_{n}.csv"
+        cmd = [sys.executable, __file__, "--_child", "--colorizer", args.colorizer, "--runtime", args.runtime, "--src", str(src),
+               "--dst", str(args.work / f"out_{args.colorizer}{args.tag}_{n}.mp4"), "--csv", str(csv_path)]
         if args.tracemalloc:
             cmd += ["--tracemalloc", str(args.tracemalloc)]
+        if args.trim:
+            cmd += ["--trim"]
         r = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
         if r.returncode:
             print(r.stderr, file=sys.stderr)
@@ -175,7 +184,7 @@ def main() -> int:
         marks = [m for m in (500, 1000, 2000, 5000, 10000, 20000) if m <= n]
         at = summarize(csv_path, marks)
         cells = ", ".join(f"{m}: {v:.0f}" for m, v in at.items())
-        line = (f"| {args.colorizer} | {res['frames']} | {res['fps']} | {res['peak_rss_mib']:.0f} | {cells} |")
+        line = (f"| {args.colorizer}{args.tag} | {res['frames']} | {res['fps']} | {res['peak_rss_mib']:.0f} | {cells} |")
         print(line, flush=True)
         lines.append(line)
     if args.out:
