@@ -40,6 +40,7 @@ from .io import (
     plane_array,
 )
 from .temporal import TemporalSmoother, make_smoother
+from .heap import fix_mmap_threshold
 from .timing import StageTimes
 
 __all__ = ["colorize_video", "EpisodeResult", "default_temporal", "ENCODERS", "SUBTITLES", "luma_psnr"]
@@ -170,6 +171,7 @@ def colorize_video(
     if crf < 0 or crf > 63:
         raise ValueError(f"crf must be in 0..63, got {crf}")
     _check_paths(src, dst, overwrite)
+    fix_mmap_threshold()  # keeps memory flat with length (animecolor.heap)
     colorizer = _resolve_colorizer(model, device)
     if batch_size is None:
         dev = getattr(colorizer, "device", None) or resolve_device(device)
