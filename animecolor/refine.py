@@ -51,7 +51,7 @@ class RefinerConfig:
     """Everything needed to rebuild a refiner; saved in its weights file."""
 
     feat_channels: int = 152  # matching features (bb8+bb16 of EfficientNet-Lite0)
-    feat_proj: int = 24  # 1x1 projection of the features
+    feat_proj: int = 24  # 1x1 projection of the features (0: features not used)
     width: int = 32  # trunk channels (trunk at half the a/b resolution)
     blocks: int = 2  # residual blocks of the trunk
     use_base: bool = True  # the base model's a/b is an input and the fallback
@@ -92,7 +92,7 @@ class Refiner(nn.Module):
         self.cfg = cfg or RefinerConfig()
         c = self.cfg
         n_pix = 3 + (2 if c.use_base else 0)  # gray, transfer a/b[, base a/b]
-        self.proj = nn.Conv2d(c.feat_channels, c.feat_proj, 1)
+        self.proj = nn.Conv2d(c.feat_channels, c.feat_proj, 1) if c.feat_proj else None
         self.stem = nn.Conv2d(n_pix + 1 + c.feat_proj, c.width, 3, padding=1)
         self.blocks = nn.Sequential(*[_Block(c.width) for _ in range(c.blocks)])
         self.mix = nn.Conv2d(c.width + n_pix, 32, 1)
@@ -108,7 +108,8 @@ class Refiner(nn.Module):
         pix = torch.cat(parts, 1)
         h2, w2 = max(1, h // 2), max(1, w // 2)
         low = F.adaptive_avg_pool2d(pix, (h2, w2))
-        cf = F.interpolate(torch.cat([conf * 2 - 1, self.proj(feats)], 1), size=(h2, w2), mode="bilinear", align_corners=False)
+        cells = conf * 2 - 1 if self.proj is None else torch.cat([conf * 2 - 1, self.proj(feats)], 1)
+        cf = F.interpolate(cells, size=(h2, w2), mode="bilinear", align_corners=False)
         x = self.blocks(F.relu(self.stem(torch.cat([low, cf], 1))))
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         o = self.out(F.relu(self.mix(torch.cat([x, pix], 1))))

@@ -18,10 +18,10 @@ def base():
     return load_colorizer(None, "cpu")
 
 
-def tiny_random_refiner(use_base: bool = True) -> Refiner:
+def tiny_random_refiner(use_base: bool = True, feat_proj: int = 2) -> Refiner:
     """A TINY RANDOM refiner for plumbing tests only (its output layer randomized too): not a model."""
     torch.manual_seed(0)
-    net = Refiner(RefinerConfig(feat_proj=2, width=4, blocks=1, use_base=use_base))
+    net = Refiner(RefinerConfig(feat_proj=feat_proj, width=4, blocks=1, use_base=use_base))
     torch.nn.init.normal_(net.out.weight, std=0.5)
     return net.eval()
 
@@ -51,9 +51,9 @@ def test_tiny_random_refiner_plumbing(base, tmp_path):
     assert again.info == {"what": "tiny random, tests only"}
     col = R.KeyframeColorizer(base, kf, cuts=[2.0], fallback=fallback, refiner=again)
     assert np.allclose(apply_colorizer(col, gray, times), refined, atol=1e-5)
-    # without the base-model input, the fallback of the refiner is gray
-    nb = apply_colorizer(R.KeyframeColorizer(base, kf, refiner=tiny_random_refiner(use_base=False)), gray, times)
-    assert np.isfinite(nb).all()
+    # without the base-model (and feature) input: still one a/b per pixel
+    nb = apply_colorizer(R.KeyframeColorizer(base, kf, refiner=tiny_random_refiner(use_base=False, feat_proj=0)), gray, times)
+    assert nb.shape == plain.shape and np.isfinite(nb).all()
 
 
 def test_untrained_refiner_starts_near_the_transfer():
