@@ -565,23 +565,26 @@ class ReferenceColorizer:
     is used (the keyframe colorizer passes each shot's bank).  With ``params.gate`` set, cells whose best match is
     weak take the base model's own prediction instead (blended linearly
     between the two similarity levels); otherwise the base prediction is not
-    computed.
+    computed.  A ``refiner`` (:class:`animecolor.refine.Refiner`) replaces
+    that gate (tried, not shipped: docs/reference.md).
     """
 
-    def __init__(self, base: ModelColorizer, bank: ReferenceBank | None, params: MatchParams | None = None, name: str = "reference"):
+    def __init__(self, base: ModelColorizer, bank: ReferenceBank | None, params: MatchParams | None = None, name: str = "reference",
+                 refiner=None):
         self.base = base
         self.bank = bank
         self.params = params or REFERENCE_PARAMS
         self.name = name
+        self.refiner = refiner.to(base.device).eval() if refiner is not None else None  # animecolor.refine.Refiner: replaces the gate
         self._feat = _Features(base, self.params.features)
         self.output_stride = base.output_stride
         self.device = base.device
 
     @classmethod
     def from_images(cls, base: ModelColorizer, rgb_frames: Sequence[np.ndarray], params: MatchParams | None = None,
-                    name: str = "reference", names: Sequence[str] = ()):
+                    name: str = "reference", names: Sequence[str] = (), refiner=None):
         params = params or REFERENCE_PARAMS
-        return cls(base, encode_references(base, rgb_frames, params, names), params, name)
+        return cls(base, encode_references(base, rgb_frames, params, names), params, name, refiner)
 
     def working_size(self, width: int, height: int) -> tuple[int, int]:
         return self.base.working_size(width, height)
@@ -604,22 +607,30 @@ class ReferenceColorizer:
         if N == 0:
             return np.zeros((0, h // s, w // s, 2), np.float32)
         p = self.params
-        feats, base_ab = self._feat(gray, with_prediction=p.gate is not None and p.fallback == "model")
+        rf = self.refiner
+        need_base = (p.gate is not None and p.fallback == "model") if rf is None else rf.cfg.use_base
+        feats, base_ab = self._feat(gray, with_prediction=need_base)
         g_ab = np.stack([fr.ab_gray_size(g, (h // s, w // s)) for g in gray])
         g_t = torch.from_numpy(g_ab).to(self.device)
         if memory is None or p.memory is None:
-            return self._finish(*transfer(bank, feats, g_t, p), base_ab)
+            return self._finish(*transfer(bank, feats, g_t, p), base_ab, feats, g_t)
         outs = []
         for i in range(N):
             b = bank if memory[0] is None else merge_banks([bank, memory[0]], [1.0, 0.0])
-            ab = self._finish(*transfer(b, feats[i : i + 1], g_t[i : i + 1], p), None if base_ab is None else base_ab[i : i + 1])
+            ab = self._finish(*transfer(b, feats[i : i + 1], g_t[i : i + 1], p), None if base_ab is None else base_ab[i : i + 1],
+                              feats[i : i + 1], g_t[i : i + 1])
             memory[0] = frame_bank(feats[i], g_ab[i], ab[0], p, p.memory)
             outs.append(ab)
         return np.concatenate(outs)
 
-    def _finish(self, ab: torch.Tensor, conf: torch.Tensor, base_ab: torch.Tensor | None) -> np.ndarray:
+    def _finish(self, ab: torch.Tensor, conf: torch.Tensor, base_ab: torch.Tensor | None,
+                feats: torch.Tensor, gray_ab: torch.Tensor) -> np.ndarray:
         p = self.params
-        if p.gate is not None:
+        if self.refiner is not None:  # the learned refinement replaces the gate
+            with torch.inference_mode():
+                ab = self.refiner(gray_ab.float().unsqueeze(1), ab.float(), conf.unsqueeze(1).float(),
+                                  None if base_ab is None else base_ab.float(), feats.float())
+        elif p.gate is not None:
             lo, hi = p.gate
             wgt = ((conf - lo) / (hi - lo)).clamp_(0, 1).unsqueeze(1)
             wgt = TF.interpolate(wgt, size=ab.shape[-2:], mode="bilinear", align_corners=False)
@@ -653,7 +664,8 @@ class KeyframeColorizer:
     keyframe are colored by ``fallback`` (default: the base model; pass a
     :class:`ReferenceColorizer` to use reference stills there).  Within a
     shot, cells that match the keyframe weakly (new content, a dissolve the
-    cut test missed) blend toward the base model (``params.gate``).
+    cut test missed) blend toward the base model (``params.gate``), or a
+    learned ``refiner`` (:mod:`animecolor.refine`) replaces that gate.
 
     It needs each frame's time: ``uses_time = True`` makes every caller go
     through :func:`animecolor.colorize.apply_colorizer` with the times.
@@ -670,6 +682,7 @@ class KeyframeColorizer:
         params: MatchParams | None = None,
         name: str = "keyframes",
         method: str = "match",
+        refiner=None,
     ):
         if not keyframes:
             raise ReferenceError("no keyframes given")
@@ -682,7 +695,7 @@ class KeyframeColorizer:
         self.fallback = fallback if fallback is not None else base
         self.output_stride = base.output_stride
         self.device = base.device
-        self._ref = ReferenceColorizer(base, None, self.params, name)  # the bank is given per shot
+        self._ref = ReferenceColorizer(base, None, self.params, name, refiner)  # the bank is given per shot
         self.cuts = sorted(float(c) for c in cuts)
         self.keyframes = sorted(keyframes, key=lambda k: k.time)
         self._by_shot: dict[int, list[Keyframe]] = {}
@@ -734,7 +747,6 @@ class KeyframeColorizer:
 DEFAULT_REFERENCE_FRAMES = 16
 #: Brightness correlation under which a keyframe is reported as not matching its frame.
 MIN_KEYFRAME_MATCH = 0.7
-
 
 def parse_keyframe(spec: str) -> tuple[Path, str]:
     """``IMAGE@TIME`` -> (image path, time text); TIME in seconds or HH:MM:SS.mmm."""

@@ -10,6 +10,7 @@ another scene).  Caminandes 3 and the held-out clips are the keyframe test.
 
     python pipelines/reference_tune.py reference --frames 16 --grid '[{}, {"tau": 0.02}]'
     python pipelines/reference_tune.py keyframe --grid '[{}, {"gate": null}]'
+    python pipelines/reference_tune.py keyframe --refiner none runs/refine/refiner.safetensors
 
 Scores: mean CIEDE2000 and colorfulness ratio at 320 px, no temporal smoother.
 """
@@ -35,6 +36,7 @@ from animecolor import reference as R  # noqa: E402
 from animecolor.color import rgb_to_lab  # noqa: E402
 from animecolor.colorize import LutColorizer, load_colorizer  # noqa: E402
 from animecolor.evaluate import iter_color_frames  # noqa: E402
+from animecolor.refine import load_refiner  # noqa: E402
 
 
 def load_frames(paths, stride, max_side=320):
@@ -60,7 +62,7 @@ def params_of(kw, default):
     return R.MatchParams(**{**default.__dict__, **kw})
 
 
-def run_reference(base, data, n, grid):
+def run_reference(base, data, n, grid, refiners=()):
     sets = {
         "popeye": ([data / "series/popeye/pgs_T00-1.mkv"], [data / "series/popeye/pgs_T01-2.mkv"], 12),
         "caminandes": (sorted(glob.glob(str(data / "series/caminandes3/*SE01*"))),
@@ -74,12 +76,13 @@ def run_reference(base, data, n, grid):
         lut = LutColorizer.fit(refs)
         print(name, len(frames), "frames; lookup table on the same references", score(frames, [lut(g[None])[0] for g in gray]), flush=True)
         for kw in grid:
-            p = params_of(kw, R.REFERENCE_PARAMS)
-            t0 = time.perf_counter()
-            col = R.ReferenceColorizer.from_images(base, refs, p)
-            ab = np.concatenate([col(gray[i : i + 16]) for i in range(0, len(gray), 16)])
-            ms = (time.perf_counter() - t0) / len(gray) * 1000
-            print(name, n, kw, score(frames, ab), f"{ms:.1f} ms/frame", flush=True)
+            for rpath in refiners or [None]:
+                p = params_of(kw, R.REFERENCE_PARAMS)
+                t0 = time.perf_counter()
+                col = R.ReferenceColorizer.from_images(base, refs, p, refiner=None if rpath is None else load_refiner(rpath))
+                ab = np.concatenate([col(gray[i : i + 16]) for i in range(0, len(gray), 16)])
+                ms = (time.perf_counter() - t0) / len(gray) * 1000
+                print(name, n, kw, "refiner", rpath, score(frames, ab), f"{ms:.1f} ms/frame", flush=True)
 
 
 def shots_of(path, stride=3, max_side=320):
@@ -110,7 +113,7 @@ def shots_of(path, stride=3, max_side=320):
     return out
 
 
-def run_keyframe(base, data, grid, include_bbb=True):
+def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True):
     paths = [data / "general/sintel_trailer_480p.mp4", data / "general/bbb_480p_30s.mp4",
              data / "general/toasttv_veo/penny_and_chip_beach_surfing.mp4", data / "general/toasttv_veo/penny_and_chip_rpi.mp4"]
     if not include_bbb:  # the base model trained on Big Buck Bunny 0-25 s: its fallback is in-sample there
@@ -137,17 +140,21 @@ def run_keyframe(base, data, grid, include_bbb=True):
         _, g = gray_of(fs)
         return np.concatenate([base(g[i : i + 8]) for i in range(0, len(g), 8)])
 
-    print("default model", total(model), flush=True)
-    print("copy keyframe", total(lambda kf, fs: [R.copy_keyframe_chroma(kf, gray_of(fs)[0], 2)] * len(fs)), flush=True)
+    if baselines:
+        print("default model", total(model), flush=True)
+        print("copy keyframe", total(lambda kf, fs: [R.copy_keyframe_chroma(kf, gray_of(fs)[0], 2)] * len(fs)), flush=True)
     for kw in grid:
-        p = params_of(kw, R.KEYFRAME_PARAMS)
+        for rpath in refiners or [None]:
+            p = params_of(kw, R.KEYFRAME_PARAMS)
+            refiner = None if rpath is None else load_refiner(rpath)
 
-        def run(kf, fs):
-            size, g = gray_of(fs)
-            col = R.KeyframeColorizer(base, [R.Keyframe(cv2.resize(kf, size, interpolation=cv2.INTER_AREA), 0.0)], params=p)
-            return np.concatenate([col(g[i : i + 16], [1.0] * len(g[i : i + 16])) for i in range(0, len(g), 16)])
+            def run(kf, fs):
+                size, g = gray_of(fs)
+                col = R.KeyframeColorizer(base, [R.Keyframe(cv2.resize(kf, size, interpolation=cv2.INTER_AREA), 0.0)], params=p,
+                                          refiner=refiner)
+                return np.concatenate([col(g[i : i + 16], [1.0] * len(g[i : i + 16])) for i in range(0, len(g), 16)])
 
-        print("keyframe", kw, total(run), flush=True)
+            print("keyframe", kw, "refiner", rpath, total(run), flush=True)
 
 
 def main() -> int:
@@ -156,15 +163,19 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
     ap.add_argument("--frames", type=int, default=R.DEFAULT_REFERENCE_FRAMES, help="reference frames sampled")
     ap.add_argument("--no-bbb", action="store_true", help="keyframe: leave out Big Buck Bunny 0-30 s (the base model's training data)")
+    ap.add_argument("--refiner", nargs="+", default=[], metavar="PATH",
+                    help="learned refiners (animecolor/refine.py) to try, each with every grid setting; 'none' = without")
+    ap.add_argument("--no-baselines", action="store_true", help="keyframe: skip the default-model and copy rows")
     ap.add_argument("--grid", default="[{}]", help="JSON list of MatchParams overrides (default settings: {})")
     args = ap.parse_args()
     torch.set_num_threads(2)
     base = load_colorizer()
     grid = json.loads(args.grid)
+    refs = [None if r == "none" else r for r in args.refiner]
     if args.mode == "reference":
-        run_reference(base, args.data, args.frames, grid)
+        run_reference(base, args.data, args.frames, grid, refs)
     else:
-        run_keyframe(base, args.data, grid, not args.no_bbb)
+        run_keyframe(base, args.data, grid, not args.no_bbb, refs, not args.no_baselines)
     return 0
 
 

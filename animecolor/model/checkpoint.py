@@ -33,20 +33,22 @@ class WeightsError(ValueError):
     """A weights file is missing, unreadable, or not an animecolor checkpoint."""
 
 
-def save_model(model: ResidualColorizer, path: str | os.PathLike, info: dict[str, Any] | None = None) -> None:
-    """Write ``model`` to ``path`` (safetensors) atomically, with its config and ``info``."""
+def save_model(model: ResidualColorizer, path: str | os.PathLike, info: dict[str, Any] | None = None, fmt: str = FORMAT) -> None:
+    """Write ``model`` to ``path`` (safetensors) atomically, with its config (``model.cfg.to_json()``) and ``info``.
+
+    ``fmt`` names the kind of model in the header (other small networks, e.g. the refiner, use this too)."""
     from safetensors.torch import save_file
 
     path = Path(path)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "config": model.cfg.to_json(), "info": json.dumps(info or {}, sort_keys=True)}
+    meta = {"format": fmt, "config": model.cfg.to_json(), "info": json.dumps(info or {}, sort_keys=True)}
     tmp = path.with_name(path.name + ".partial")
     save_file(state, str(tmp), metadata=meta)
     os.replace(tmp, path)
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """Header of a checkpoint: ``{"config": ModelConfig, "info": dict}``."""
+def read_metadata(path: str | os.PathLike, fmt: str = FORMAT, config_cls: Any = ModelConfig) -> dict[str, Any]:
+    """Header of a checkpoint: ``{"config": ModelConfig, "info": dict}`` (another ``fmt``: its ``config_cls``)."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -57,10 +59,10 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             meta = f.metadata() or {}
     except Exception as e:  # safetensors raises several types for garbage
         raise WeightsError(f"not a safetensors weights file: {path} ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise WeightsError(f"not an animecolor checkpoint (format={meta.get('format')!r}): {path}")
+    if meta.get("format") != fmt:
+        raise WeightsError(f"not an {fmt.split('/')[0]} checkpoint (format={meta.get('format')!r}): {path}")
     try:
-        cfg = ModelConfig.from_json(meta["config"])
+        cfg = config_cls.from_json(meta["config"])
         info = json.loads(meta.get("info", "{}"))
     except (KeyError, ValueError, TypeError) as e:
         raise WeightsError(f"corrupt checkpoint header in {path}: {e}") from None
