@@ -332,7 +332,7 @@ def _segment_task(job: _Job, seg: Segment, blob: bytes, board) -> dict:
     key = f"{job.key}#{seg.index}"
     want = {**job.identity, "segment": asdict(seg)}
     rec = _read_json(rec_path)
-    if rec and all(rec.get(k) == v for k, v in want.items()) and out.is_file() and out.stat().st_size == rec["size"]:
+    if rec and all(rec.get(k) == v for k, v in want.items()) and out.is_file() and out.stat().st_size == rec.get("size"):
         _call(board, "update", key, rec["frames"], rec["frames"], True)
         return {"frames": rec["frames"], "seconds": 0.0, "reused": True}
     job.work.mkdir(parents=True, exist_ok=True)
@@ -397,6 +397,12 @@ def _auto_segments(duration: float | None, workers: int, episodes: int) -> int:
     if not duration or episodes >= workers:
         return 1
     return max(1, min(-(-workers // episodes), int(duration // AUTO_SEGMENT_SECONDS)))
+
+
+def _have_ray() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
 
 
 class _Local:
@@ -505,19 +511,20 @@ def colorize_many(
     device: str | None = None,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    use_ray: bool | None = None,
 ) -> BatchResult:
     """Colorize every video of ``inputs`` (files, folders) into ``out_dir``; see the module docstring.
 
     fmt: output extension (``".mkv"``); default: each input's own.  segments: an
     int, or ``"auto"`` (split long episodes when there are more workers than
     episodes, no segment under 2 minutes).  workers: tasks at a time on the local
-    cluster (default: CPU cores // threads); ``1`` without ``ray_address`` runs in
-    this process without Ray.  threads: model threads per task (CPU tasks ask Ray
+    cluster (default: CPU cores // threads, or 1 when Ray is not installed); ``1``
+    without ``ray_address`` runs in this process without Ray.  threads: model threads per task (CPU tasks ask Ray
     for that many CPUs; GPU tasks ask for one GPU).  Raises for bad arguments
     (one-line messages); episodes that fail are reported in the result, not raised.
     """
-    out_dir = Path(out_dir)
-    videos = find_videos(inputs)
+    out_dir = Path(out_dir).absolute()  # tasks may run with another working folder, or on another node
+    videos = [v.absolute() for v in find_videos(inputs)]
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     if workers is not None and workers < 1:
@@ -537,7 +544,7 @@ def colorize_many(
         names[name] = v
     wname, wsha, blob = _weights(weights)
     if workers is None:
-        workers = max(1, (os.cpu_count() or 1) // (threads or 1))
+        workers = max(1, (os.cpu_count() or 1) // (threads or 1)) if ray_address or _have_ray() else 1
     from .io import probe
 
     t0 = time.perf_counter()
@@ -591,7 +598,10 @@ def colorize_many(
     interrupted = True
     try:
         if plans:
-            runner = _Local() if (workers == 1 and not ray_address) else _Ray(ray_address, workers, threads, device)
+            local = (workers == 1 and not ray_address) if use_ray is None else not use_ray
+            if local and (workers != 1 or ray_address):
+                raise ValueError("in-process runs take one worker and no Ray address")
+            runner = _Local() if local else _Ray(ray_address, workers, threads, device)
             runner.run(plans, blob, on_done, poll)
         interrupted = False
     finally:

@@ -105,8 +105,8 @@ def _is_scene_cut(path: Path, pk, prev_key: int, k: int) -> bool:
 def plan_segments(path: str | os.PathLike, n: int) -> list[Segment]:
     """Split ``path``'s video into at most ``n`` segments at clean keyframes, preferring scene cuts.
 
-    Fewer segments come back when the video has fewer clean keyframes (a single
-    GOP cannot be split).  Raises ``ValueError`` for a video that cannot be split.
+    Fewer segments come back when no clean keyframe lies within a third of a
+    segment of an aimed cut (a single GOP cannot be split at all).  Raises ``ValueError`` for a video that cannot be split.
     """
     path = Path(path)
     if n < 1:
@@ -118,13 +118,12 @@ def plan_segments(path: str | os.PathLike, n: int) -> list[Segment]:
     cuts: list[tuple[int, bool]] = []
     used: set[int] = set()
     for j in range(1, n):
-        if not clean:
-            break
         aim = j * len(pk) / n
-        near = sorted((c for c in clean if c not in used), key=lambda c: abs(c - aim))[:_CANDIDATES]
-        near = [c for c in near if abs(c - aim) <= len(pk) / (2 * n)] or near[:1]
+        # within a third of a segment of the aim; none there: one segment fewer (never a tiny segment)
+        near = sorted((c for c in clean if c not in used and abs(c - aim) <= len(pk) / (3 * n)),
+                      key=lambda c: abs(c - aim))[:_CANDIDATES]
         if not near:
-            break
+            continue
         pick, is_cut = near[0], False
         for c in near:
             prev_key = max((i for i in range(c) if pk[i][2]), default=0)

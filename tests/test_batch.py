@@ -151,10 +151,11 @@ def test_resume_after_interrupted_run(cluster, tmp_path, tiny_random_model):
     assert res.episodes[0].status == "done" and len(planes(out / "e3.mp4")) == 48
 
 
-def test_segments_match_single_process(cluster, tmp_path, tiny_random_model):
-    src = scene_clip(tmp_path / "ep.mp4", n=60, cuts=(25, 45))
+@pytest.mark.parametrize("cuts", [(25, 45), ()], ids=["at-scene-cuts", "no-scene-cuts"])
+def test_segments_match_single_process(cluster, tmp_path, tiny_random_model, cuts):
+    src = scene_clip(tmp_path / "ep.mp4", n=60, cuts=cuts)
     segs = plan_segments(src, 3)
-    assert [s.start_pts for s in segs][1:] and all(s.scene_cut for s in segs)
+    assert len(segs) == 3 and all(s.scene_cut for s in segs) == bool(cuts)
     lossless = EpisodeOptions(batch_size=4, preset="ultrafast", crf=0)
     res = colorize_many([src], tmp_path / "out", weights=tiny_random_model, options=lossless, segments=3,
                         workers=2, threads=1)
@@ -169,7 +170,11 @@ def test_segments_match_single_process(cluster, tmp_path, tiny_random_model):
     for (_, ya, ca), (_, yb, cb), y in zip(a, b, src_y):
         assert np.array_equal(ya, yb) and np.array_equal(yb, y)  # luma identical (and the source's)
     diff = np.array([np.abs(ca.astype(int) - cb.astype(int)).max() for (_, _, ca), (_, _, cb) in zip(a, b)])
-    assert diff.max() <= 2, diff  # cuts at scene cuts: the smoother restarts there in both runs
+    # at scene cuts the smoother restarts in both runs; elsewhere only the frames near a join may differ
+    # (the tiny random model's chroma is weak: this checks the plumbing, docs/batch.md has real figures)
+    assert diff.max() <= 2, diff
+    far = [i for i in range(60) if all(abs(i - s.first) > 8 for s in segs[1:])]
+    assert diff[far].max() <= 1, diff
     with av.open(str(tmp_path / "out" / "ep.mp4")) as c, av.open(str(src)) as s:
         got = [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
         want = [bytes(p) for p in s.demux(s.streams.audio[0]) if p.size]
@@ -219,3 +224,24 @@ def test_cli_in_process_summary_and_exit_status(tmp_path, tiny_random_model, cap
     assert main(["batch", str(tmp_path / "missing"), "-o", str(tmp_path / "o2")]) == 1
     with pytest.raises(SystemExit):  # argparse: exit 2 with a usage line
         main(["batch", str(src), "-o", str(tmp_path / "o3"), "--segments", "0"])
+
+
+def test_plan_segments_only_at_clean_keyframes(tmp_path):
+    from animecolor.batch import _auto_segments
+
+    one_gop = scene_clip(tmp_path / "one.mp4", n=30, keyint=250, cuts=(), audio=False)
+    assert len(plan_segments(one_gop, 3)) == 1  # nothing to cut at: not split
+    segs = plan_segments(scene_clip(tmp_path / "k.mp4", n=60, cuts=(25, 45), audio=False), 3)
+    assert [s.first for s in segs] == [0, 25, 45] and sum(s.packets for s in segs) == 60
+    assert _auto_segments(3600.0, workers=8, episodes=2) == 4
+    assert _auto_segments(200.0, workers=8, episodes=1) == 1  # no segment under 2 minutes
+    assert _auto_segments(3600.0, workers=2, episodes=4) == 1
+
+
+def test_without_ray_one_worker_in_process(tmp_path, tiny_random_model, monkeypatch):
+    import animecolor.batch as batch
+
+    monkeypatch.setattr(batch, "_have_ray", lambda: False)
+    scene_clip(tmp_path / "a.mp4", n=12, audio=False)
+    res = colorize_many([tmp_path / "a.mp4"], tmp_path / "out", weights=tiny_random_model, options=OPTS)
+    assert not res.ray and res.workers == 1 and res.episodes[0].status == "done"

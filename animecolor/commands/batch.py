@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 __all__ = ["register", "run"]
@@ -114,21 +115,22 @@ def run(args: argparse.Namespace) -> int:
                    TextColumn("{task.fields[fps]:.1f} fps"), TextColumn("ETA"), TimeRemainingColumn()]
         with Progress(*columns, console=err, transient=True) as bar:
             whole = bar.add_task("batch", total=None, fps=0.0)
-            rows: dict[str, int] = {}
+            rows: dict[str, tuple[int, float]] = {}  # running task -> (bar id, when first seen)
 
             def progress(p) -> None:
+                now = time.monotonic()
                 fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
                 bar.update(whole, completed=p.frames_done, total=p.frames_total or None, fps=fps)
                 for key, t in p.tasks.items():
                     if key not in rows and not t.finished:
-                        rows[key] = bar.add_task(f"  {key}", total=t.total, fps=0.0)
+                        rows[key] = (bar.add_task(f"  {key}", total=t.total, fps=0.0), now)
                     if key in rows:
-                        task = bar.tasks[rows[key]] if rows[key] < len(bar.tasks) else None
-                        elapsed = (task.elapsed or 0.0) if task else 0.0
-                        bar.update(rows[key], completed=t.done, total=max(t.total or 0, t.done) or None,
-                                   fps=t.done / elapsed if elapsed else 0.0)
+                        tid, since = rows[key]
+                        bar.update(tid, completed=t.done, total=max(t.total or 0, t.done) or None,
+                                   fps=t.done / (now - since) if now > since else 0.0)
                         if t.finished:
-                            bar.remove_task(rows.pop(key))
+                            bar.remove_task(tid)
+                            del rows[key]
 
             result = colorize_many(args.inputs, args.output, progress=progress, **kwargs)
     out = Console(highlight=False)
