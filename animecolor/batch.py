@@ -77,7 +77,7 @@ class EpisodeOptions:
 
 @dataclass
 class EpisodeReport:
-    """What happened to one input."""
+    """What happened to one input (``seconds``: time in its tasks, summed over its segments)."""
 
     input: Path
     output: Path
@@ -97,8 +97,8 @@ class EpisodeReport:
 class BatchResult:
     episodes: list[EpisodeReport]
     seconds: float
-    workers: int
-    ray: bool  # ran on Ray (else in this process)
+    workers: int  # tasks at a time: the local setting, or the cluster's CPUs // threads (GPUs for GPU tasks)
+    ray: bool  # ran on Ray (else in this process, or nothing to run)
     ray_start_seconds: float = 0.0  # ray.init when this call started the cluster
 
     @property
@@ -230,19 +230,24 @@ def _clean_partials(folder: Path, stem: str) -> None:
 class _Board:
     """Where tasks report progress (a Ray actor on a cluster, a plain object in-process)."""
 
-    def __init__(self):
+    def __init__(self, on_change: Callable[[], None] | None = None):
         self.tasks: dict[str, TaskProgress] = {}
+        self.on_change = on_change  # in-process: report progress as it happens
 
     def start(self, key: str, pid: int, total: int | None) -> None:
         t = self.tasks.setdefault(key, TaskProgress(key))
         t.attempts += 1
         t.pid, t.done, t.total, t.finished = pid, 0, total, False
+        if self.on_change:
+            self.on_change()
 
     def update(self, key: str, done: int, total: int | None, finished: bool = False) -> None:
         t = self.tasks.setdefault(key, TaskProgress(key))
         t.done, t.finished = done, finished
         if total:
             t.total = total
+        if self.on_change:
+            self.on_change()
 
     def snapshot(self) -> dict[str, TaskProgress]:
         return {k: TaskProgress(**asdict(v)) for k, v in self.tasks.items()}
@@ -413,8 +418,10 @@ class _Local:
     def __init__(self):
         self.board = _Board()
         self.start_seconds = 0.0
+        self.slots = 1
 
     def run(self, plans, blob, on_done, poll) -> None:
+        self.board.on_change = lambda: poll(self.board.snapshot())
         for job, segs in plans:
             try:
                 if segs is None:
@@ -455,6 +462,8 @@ class _Ray:
         gpus = ray.cluster_resources().get("GPU", 0)
         use_gpu = (device or "auto").startswith("cuda") or ((device in (None, "auto")) and gpus >= 1)
         self.resources = dict(num_gpus=1, num_cpus=1) if use_gpu else dict(num_cpus=threads or 1)
+        have = ray.cluster_resources()
+        self.slots = int(gpus) if use_gpu else max(1, int(have.get("CPU", 1) // (threads or 1)))
         self.board = ray.remote(_Board).options(num_cpus=0).remote()
         self.pending: list = []
 
@@ -622,7 +631,7 @@ def colorize_many(
     return BatchResult(
         episodes=[reports[src] for src in names.values()],
         seconds=time.perf_counter() - t0,
-        workers=workers,
+        workers=runner.slots if runner else workers,
         ray=bool(runner and runner.ray),
         ray_start_seconds=runner.start_seconds if runner else 0.0,
     )

@@ -68,9 +68,10 @@ def register(subparsers) -> None:
 def _table(result):
     from rich.table import Table
 
-    t = Table(title=f"animecolor batch: {len(result.episodes)} episodes in {result.seconds:.1f} s "
-                    f"({result.workers} worker{'s' if result.workers != 1 else ''}, "
-                    f"{'Ray' if result.ray else 'in-process'})")
+    ran = any(e.attempts for e in result.episodes)
+    where = (f"{result.workers} worker{'s' if result.workers != 1 else ''}, {'Ray' if result.ray else 'in-process'}"
+             if ran else "nothing to run")
+    t = Table(title=f"animecolor batch: {len(result.episodes)} episodes in {result.seconds:.1f} s ({where})")
     for col, kw in (("episode", {}), ("frames", {"justify": "right"}), ("fps", {"justify": "right"}),
                     ("status", {}), ("note", {})):
         t.add_column(col, **kw)
