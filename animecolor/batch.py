@@ -434,7 +434,7 @@ class _Local:
                 on_done(job, None, e)
             poll(self.board.snapshot())
 
-    def close(self, interrupted: bool) -> None:
+    def close(self) -> None:
         pass
 
 
@@ -491,7 +491,7 @@ class _Ray:
                     on_done(jobs[ref], None, e)
             poll(ray.get(self.board.snapshot.remote()))
 
-    def close(self, interrupted: bool) -> None:
+    def close(self) -> None:
         # a cancelled task gets KeyboardInterrupt, so colorize_video removes its temporary file; cancelling
         # is asynchronous, so wait for the tasks to stop writing (and kill the ones that do not) before the clean-up
         for force in (False, True):
@@ -548,6 +548,8 @@ def colorize_many(
     names: dict[str, Path] = {}
     for v in videos:
         name = v.stem + (fmt or v.suffix)
+        if names.get(name) == v:  # the same file twice (given alone and inside a folder)
+            continue
         if name in names:
             raise ValueError(f"two inputs would both write {out_dir / name}: {names[name]} and {v}")
         names[name] = v
@@ -587,10 +589,9 @@ def colorize_many(
         rep = reports[job.src]
         if err is None:
             rep.status, rep.frames, rep.seconds = "done", out["frames"], out["seconds"]
-            shutil.rmtree(job.work, ignore_errors=True)
         else:
             rep.status, rep.error = "failed", _message(err)
-            shutil.rmtree(job.work, ignore_errors=True)  # a failed episode leaves nothing behind
+        shutil.rmtree(job.work, ignore_errors=True)  # segments of a done or failed episode are not needed
 
     def poll(tasks: dict[str, TaskProgress]) -> None:
         attempts: dict[str, int] = {}
@@ -604,7 +605,6 @@ def colorize_many(
             progress(BatchProgress(tasks, max(sum(totals.values()), done), done, time.perf_counter() - t0))
 
     runner = None
-    interrupted = True
     try:
         if plans:
             local = (workers == 1 and not ray_address) if use_ray is None else not use_ray
@@ -612,10 +612,9 @@ def colorize_many(
                 raise ValueError("in-process runs take one worker and no Ray address")
             runner = _Local() if local else _Ray(ray_address, workers, threads, device)
             runner.run(plans, blob, on_done, poll)
-        interrupted = False
     finally:
         if runner is not None:
-            runner.close(interrupted)
+            runner.close()
         for job, _ in plans:  # temporary files of killed or interrupted attempts; finished segments stay
             if job.work.is_dir():
                 for p in job.work.glob(".*.partial-*"):
