@@ -253,10 +253,15 @@ class _Board:
         return {k: TaskProgress(**asdict(v)) for k, v in self.tasks.items()}
 
 
-def _call(board, method: str, *args) -> None:
+def _call(board, method: str, *args, wait: bool = False) -> None:
+    """``board.method(*args)``; on a Ray actor, ``wait`` for it to be recorded (starts and ends are; progress not)."""
     fn = getattr(board, method)
     if hasattr(fn, "remote"):
-        fn.remote(*args)
+        ref = fn.remote(*args)
+        if wait:
+            import ray
+
+            ray.get(ref)
     else:
         fn(*args)
 
@@ -266,7 +271,7 @@ class _Reporter:
 
     def __init__(self, board, key: str, total: int | None):
         self.board, self.key, self.last = board, key, 0.0
-        _call(board, "start", key, os.getpid(), total)
+        _call(board, "start", key, os.getpid(), total, wait=True)
 
     def __call__(self, done: int, total: int | None) -> None:
         now = time.monotonic()
@@ -275,7 +280,7 @@ class _Reporter:
             _call(self.board, "update", self.key, done, total)
 
     def finished(self, done: int) -> None:
-        _call(self.board, "update", self.key, done, done, True)
+        _call(self.board, "update", self.key, done, done, True, wait=True)
 
 
 # ----------------------------------------------------------------------------- tasks

@@ -184,12 +184,16 @@ def test_segments_match_single_process(cluster, tmp_path, tiny_random_model, cut
 def test_killed_worker_is_retried(cluster, tmp_path, tiny_random_model):
     src = scene_clip(tmp_path / "long.mp4", n=240, w=640, h=360, keyint=20, cuts=(80, 160), audio=False)
     killed: list[str] = []
+    finished_before: set[str] = set()
+    last: dict = {}
 
     def kill_one(p):
+        last.update(p.tasks)
         if killed:
             return
         for key, t in p.tasks.items():
-            if t.pid and not t.finished:  # started (pid known), not finished
+            if t.pid and 0 < t.done and not t.finished:
+                finished_before.update(k for k, x in p.tasks.items() if x.finished)
                 os.kill(t.pid, signal.SIGKILL)
                 killed.append(key)
                 return
@@ -199,7 +203,10 @@ def test_killed_worker_is_retried(cluster, tmp_path, tiny_random_model):
     assert killed, "no task was seen running: the clip is too short for this machine"
     ep = res.episodes[0]
     assert ep.status == "done" and ep.frames == 240, ep.error
-    assert ep.attempts == 4  # 3 segments + the killed one's retry: no finished segment was redone
+    attempts = {k: t.attempts for k, t in last.items()}
+    assert sorted(attempts) == ["long.mp4#0", "long.mp4#1", "long.mp4#2"]
+    assert sum(attempts.values()) == 4 and 2 in attempts.values(), attempts  # the killed task ran again ...
+    assert all(attempts[k] == 1 for k in finished_before)  # ... and no finished segment was redone
     assert len(planes(tmp_path / "out" / "long.mp4")) == 240
     assert not (tmp_path / "out" / WORK_DIR).exists()
 
