@@ -7,10 +7,11 @@ after it, and none from it on is shown before it (closed GOPs; x264's default).
 ``n - 1`` cuts at equal frame counts and, among the clean keyframes near each
 aim, prefers a scene cut (decoding only the frames around the candidates), where
 the temporal smoother restarts anyway.  :func:`cut_segment` copies one
-segment's video packets into a NUT file (NUT keeps the source's time base and
-timestamps as they are), which the ordinary episode pipeline colorizes;
+segment's video packets into a NUT file (it takes any codec), which the
+ordinary episode pipeline colorizes;
 :func:`join_segments` copies the colorized segments' packets, in order, into one
-file and remuxes the source's audio and subtitle streams once, interleaved by time.
+file, puts the source's own frame times back, and remuxes the source's audio
+and subtitle streams once, interleaved by time.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 
 __all__ = ["Segment", "plan_segments", "cut_segment", "join_segments", "SEGMENT_EXT"]
 
-SEGMENT_EXT = ".nut"  # intermediate container: keeps any time base and timestamp exactly
+SEGMENT_EXT = ".nut"  # intermediate container: any codec; the join restores the source's timestamps
 _CANDIDATES = 4  # clean keyframes tried for a scene cut near each aimed split
 _MAX_GOP_SCAN = 600  # packets decoded at most to test one candidate for a cut
 
@@ -219,7 +220,6 @@ def _retimed(parts: Sequence[Path], seg_pts: Sequence[Sequence[int]], tb: Fracti
     d = _decode_delay(times, order)
     step = times[1] - times[0] if len(times) > 1 else 1
     m = 0
-    base = 0
     for (part, ranks), want in zip(ranked, seg_pts):
         want_sorted = sorted(want)
         with av.open(str(part)) as c:
@@ -230,7 +230,6 @@ def _retimed(parts: Sequence[Path], seg_pts: Sequence[Sequence[int]], tb: Fracti
                 p.time_base = tb
                 m += 1
                 yield p
-        base += len(want)
 
 
 def _rotation(path: Path) -> float:
@@ -249,9 +248,8 @@ def join_segments(
 ) -> int:
     """Write ``dst``: the video packets of ``parts`` in order, plus ``src``'s streams ``side_streams`` by copy.
 
-    ``segments``: the plan the parts were cut by (default: re-planned from the
-    parts' count is not possible, so pass it).  Every frame gets the source's
-    own timestamp; returns the number of video packets written.  Every part must
+    ``segments``: the plan the parts were cut by (required).  Every frame gets the
+    source's own timestamp; returns the number of video packets written.  Every part must
     hold the same codec parameters (they were encoded with the same settings).
     """
     src, dst = Path(src), Path(dst)
