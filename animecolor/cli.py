@@ -14,7 +14,7 @@ import threading
 
 from . import __version__
 
-COMMANDS = ["episode", "preview", "dataset", "train", "evaluate", "finetune"]
+COMMANDS = ["episode", "preview", "dataset", "train", "evaluate", "finetune", "select"]
 
 
 class CLIError(Exception):
