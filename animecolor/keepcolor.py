@@ -48,6 +48,7 @@ FORMAT = "animecolor-keepcolor/1"
 #: input pixels with less chroma than this (Lab a/b distance from gray) look the same kept or grayed:
 #: the mask there is unknown and neither trained on nor scored.
 MIN_CHROMA = 6.0
+AB_SCALE = 4.0  # a/b reach the head as Lab/100; x4: Lab/25, about unit scale
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -143,7 +144,10 @@ class MaskHead(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.proj = nn.ModuleList([nn.Sequential(nn.Conv2d(channels[i], cfg.width, 1), nn.ReLU()) for i in cfg.taps])
-        n = cfg.width * len(cfg.taps) + (2 if cfg.chroma else 0)
+        # the frame's a/b gets a 3x3 projection of its own, as wide as a feature scale's: fed in raw
+        # (2 channels of ~0.1-0.5 among 128 of features), the head learned to ignore it
+        self.ab_proj = nn.Sequential(nn.Conv2d(2, cfg.width, 3, padding=1), nn.ReLU()) if cfg.chroma else None
+        n = cfg.width * (len(cfg.taps) + (1 if cfg.chroma else 0))
         self.fuse = nn.Sequential(
             nn.Conv2d(n, cfg.width, 1), nn.ReLU(),
             nn.Conv2d(cfg.width, cfg.width, 3, padding=1), nn.ReLU(),
@@ -160,7 +164,7 @@ class MaskHead(nn.Module):
         if self.cfg.chroma:
             if ab is None:
                 raise ValueError("this mask head needs the frame's a/b")
-            ys.append(ab)
+            ys.append(self.ab_proj(ab * AB_SCALE))
         return self.fuse(torch.cat(ys, 1))[:, 0]
 
 
@@ -477,8 +481,8 @@ def train_keepcolor(
     *,
     base: str | os.PathLike | None = None,
     config: HeadConfig | None = None,
-    epochs: int = 120,
-    patience: int = 15,
+    epochs: int = 80,
+    patience: int = 10,
     lr: float = 2e-3,
     batch_size: int = 8,
     val_fraction: float = 0.2,

@@ -11,7 +11,9 @@ composited onto it.  The target keeps the object's colors and grays out the rest
 Split by source: test backgrounds come from other files (Sintel trailer, the last
 8 toasttv_veo clips, Caminandes sequence SE03) than training backgrounds (Big Buck
 Bunny, the first 18 toasttv_veo clips, Caminandes SE01/SE02), and test clip-art
-files are disjoint from training ones (chosen by a hash of their path).  Training
+files are disjoint from training ones (chosen by a hash of their path).  With
+--one-subject every pair shows the same object (the use case: one subject of one
+film), at random sizes, places and flips; backgrounds are split as above.  Training
 pairs are numbered in a fixed order, so "the first 10 / 30 / 100" are nested.
 
 The clip art is not on PyPI: install it with ``apt-get install openclipart-png``
@@ -124,6 +126,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train", type=int, default=100)
     ap.add_argument("--test", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--one-subject", action="store_true",
+                    help="the same clip-art object in every pair (one subject in one film); backgrounds still split")
     args = ap.parse_args(argv)
     if not args.clipart.is_dir() or not any(args.clipart.rglob("*.png")):
         print(f"make_select_pairs: error: no clip art in {args.clipart}; install it with "
@@ -139,7 +143,10 @@ def main(argv=None) -> int:
         per = -(-n // len(srcs[split]))
         bgs = [(p.stem, i, f) for p in srcs[split] for i, f in enumerate(grab_frames(p, per, rng))]
         order = rng.permutation(len(bgs))[:n]
-        chars = characters(args.clipart, split, n, rng)
+        if args.one_subject:  # the first usable object of the held-out half, in every pair of both splits
+            chars = characters(args.clipart, "test", 1, np.random.default_rng(args.seed)) * n
+        else:
+            chars = characters(args.clipart, split, n, rng)
         if len(chars) < n or len(order) < n:
             print(f"make_select_pairs: error: only {len(chars)} clip-art objects / {len(order)} frames for {n} {split} pairs",
                   file=sys.stderr)
