@@ -172,3 +172,23 @@ def test_select_train_cli(tmp_path, capsys):
     rc = main(["select", "train", str(tmp_path / "nothing"), "-o", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(err) == 1 and "pairs folder not found" in err[0]
+
+
+def test_keep_color_on_a_bw_video_and_in_preview(trained, tmp_path):
+    from animecolor.preview import preview_frames
+
+    root, _ = trained
+    weights = root / "run" / "best.safetensors"
+    gray = [np.repeat(K._gray_of(scene(100)[0])[..., None], 3, axis=2)] * 4
+    src = write_rgb_clip(tmp_path / "bw.mkv", gray, pix_fmt="yuv444p")
+    out = tmp_path / "bw_keep.mkv"
+    assert main(["episode", str(src), str(out), "--keep-color", str(weights), "-q", "--crf", "0"]) == 0
+    col = K.load_keepcolor(weights)
+    col.take_source([g[..., 0] for g in gray], [(np.full((48, 64), 128, np.uint8),) * 2] * 4)
+    assert col.source == "model"  # a gray source: the colorizer's chroma is kept under the mask
+    color = write_rgb_clip(tmp_path / "c.mkv", [scene(101)[0]] * 3, pix_fmt="yuv444p")
+    (p,) = preview_frames(color, [0.0], K.load_keepcolor(weights))
+    assert p.mask is not None and p.mask.shape == p.colorized.shape
+    png = tmp_path / "prev.png"
+    assert main(["preview", str(color), "--at", "0", "-o", str(png), "--keep-color", str(weights)]) == 0
+    assert png.is_file()
