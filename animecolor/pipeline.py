@@ -178,6 +178,10 @@ def colorize_video(
         batch_size = default_batch_size(dev)
     smoother = make_smoother(temporal or default_temporal()) if not isinstance(temporal, TemporalSmoother) else temporal
     smoother.reset()
+    # keep-color (animecolor.keepcolor): reads the source's chroma, makes the chroma planes itself
+    keep = bool(getattr(colorizer, "needs_source_chroma", False))
+    if keep:
+        colorizer.reset()
 
     warnings: list[str] = []
 
@@ -200,7 +204,9 @@ def colorize_video(
         full_range = [info.full_range]
         worst = [math.inf]
 
-        def merge(y: np.ndarray, ab: np.ndarray):
+        def merge(y: np.ndarray, ab):
+            if keep:  # ab is (a/b, the keep-color colorizer's per-frame data)
+                return colorizer.merge(y, ab, subsampling, full_range[0], info.matrix)
             return F.chroma_for(y, ab, subsampling, full_range=full_range[0], matrix=info.matrix)
 
         def check_luma(y_src: np.ndarray, frame: av.VideoFrame) -> None:
@@ -218,8 +224,9 @@ def colorize_video(
             queue_size=queue_size,
             max_bad_packets=max_bad_packets,
             on_warning=warn,
+            chroma=keep,
         )
-        pending: deque = deque()  # (y, pts) waiting for their smoothed chroma
+        pending: deque = deque()  # (y, pts, keep-color data or None) waiting for their smoothed chroma
         done = 0
         configured = False
         clock = _FrameClock(info)
@@ -230,8 +237,8 @@ def colorize_video(
                 raise RuntimeError(f"temporal smoother {smoother.name!r} returned more frames than it was given")
             out = []
             for i in range(len(ab)):
-                y, pts = pending.popleft()
-                out.append((y, ab[i], pts))
+                y, pts, extra = pending.popleft()
+                out.append((y, ab[i] if extra is None else (ab[i], extra), pts))
             if out or packets:
                 with times("main: wait for encoder"):
                     writer.put(EncodeItem(out, packets))
@@ -254,10 +261,13 @@ def colorize_video(
                 emit(np.zeros((0, 1, 1, 2), np.float32), batch.packets)
                 continue
             with times("main: model"):
+                if keep:
+                    colorizer.take_source(batch.y, batch.uv, batch.full_range)
                 ab = apply_colorizer(colorizer, batch.gray, clock.times(batch))
+                extras = colorizer.frame_extras(len(batch)) if keep else [None] * len(batch)
             with times("main: temporal smoother"):
                 gray_ab = np.stack([F.ab_gray_size(g, ab.shape[1:3]) for g in batch.gray])
-                pending.extend(zip(batch.y, batch.pts))
+                pending.extend(zip(batch.y, batch.pts, extras))
                 smoothed = smoother.process(gray_ab, ab)
             emit(smoothed, batch.packets)
         tail = smoother.flush()

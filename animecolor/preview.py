@@ -132,6 +132,7 @@ class PreviewFrame:
     chroma_spread: float  # mean |U-128| + |V-128| of the input
     context: int = 0  # frames fed through the smoother before this one
     colorizer: str = ""
+    mask: np.ndarray | None = None  # keep-color: the gray input with the kept area tinted
 
     @property
     def is_color(self) -> bool:
@@ -316,23 +317,34 @@ class _Video:
 # --------------------------------------------------------------------------- colorize
 def _colorize_window(
     colorizer, smoother: TemporalSmoother, grays: list[np.ndarray], index: int, batch_size: int = 8,
-    times: Sequence[float] | None = None,
-) -> np.ndarray:
+    times: Sequence[float] | None = None, source=None,
+):
     """Run ``grays`` (working size) through colorizer and smoother like ``episode``; a/b of frame ``index``.
 
-    ``times``: the frames' times in seconds (for colorizers that use them, e.g. keyframes)."""
+    ``times``: the frames' times in seconds (for colorizers that use them, e.g. keyframes).
+    ``source``: the previewed frame's (u, v) planes, for a keep-color colorizer, which then
+    returns ``(a/b, its per-frame data)``."""
     smoother.reset()
     outs: list[np.ndarray] = []
+    keep = getattr(colorizer, "needs_source_chroma", False)  # keep-color: masks of every frame, in order
+    if keep:
+        colorizer.reset()
+        extras: list = []
     for i in range(0, len(grays), batch_size):
         g = np.stack(grays[i : i + batch_size])
+        if keep:  # only the previewed frame's source chroma is decoded (``source``); context frames: None
+            colorizer.take_source(list(g), [source if i + j == index else None for j in range(len(g))])
         ab = apply_colorizer(colorizer, g, None if times is None else list(times[i : i + batch_size]))
         gray_ab = np.stack([F.ab_gray_size(x, ab.shape[1:3]) for x in g])
         outs.extend(smoother.process(gray_ab, ab))
+        if keep:
+            extras.extend(colorizer.frame_extras(len(g)))
     if len(outs) <= index:
         outs.extend(smoother.flush())
     if len(outs) <= index:
         raise RuntimeError(f"temporal smoother {smoother.name!r} returned too few frames")
-    return np.asarray(outs[index], np.float32)
+    ab = np.asarray(outs[index], np.float32)
+    return (ab, extras[index]) if keep else ab
 
 
 def _shrink(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -353,19 +365,26 @@ def _build(
     n_ctx: int,
     name: str,
     metric_max_side: int | None,
+    keep=None,
 ) -> PreviewFrame:
     from .metrics import ciede2000
 
     y = dec.y
-    u, v = F.chroma_for(y, ab, "420", full_range=dec.full_range)
-    colorized = F.yuv_to_rgb(y, u, v, dec.full_range)
     gray = np.repeat(y_to_gray(y, dec.full_range)[..., None], 3, axis=2)
+    mask = None
+    if isinstance(ab, tuple):  # keep-color: (a/b, per-frame data) and the colorizer's own merge
+        u, v = keep.merge(y, ab, "420", dec.full_range, "bt601")
+        m = keep.full_mask(ab[1][0], gray[..., 0])[..., None]
+        mask = np.clip(gray * (1 - 0.5 * m) + np.array([255.0, 40.0, 40.0]) * 0.5 * m, 0, 255).astype(np.uint8)
+    else:
+        u, v = F.chroma_for(y, ab, "420", full_range=dec.full_range)
+    colorized = F.yuv_to_rgb(y, u, v, dec.full_range)
     spread = float(np.mean(np.abs(dec.u.astype(np.int16) - 128)) + np.mean(np.abs(dec.v.astype(np.int16) - 128)))
     original = score = None
     if spread > COLOR_THRESHOLD:
         original = F.yuv_to_rgb(y, dec.u, dec.v, dec.full_range)
         score = ciede2000(_shrink(colorized, metric_max_side), _shrink(original, metric_max_side))
-    return PreviewFrame(source, time, index, gray, colorized, original, score, spread, n_ctx, name)
+    return PreviewFrame(source, time, index, gray, colorized, original, score, spread, n_ctx, name, mask)
 
 
 def _smoother(temporal: str | TemporalSmoother | None) -> TemporalSmoother:
@@ -408,8 +427,8 @@ def preview_frames(
         dec = _load_still(path)
         H, W = dec.y.shape
         g = F.model_input(dec.y, colorizer.working_size(W, H), dec.full_range)
-        ab = _colorize_window(colorizer, smoother, [g], 0, batch_size, [0.0])
-        return [_build(dec, ab, str(path), None, None, 0, name, metric_max_side)]
+        ab = _colorize_window(colorizer, smoother, [g], 0, batch_size, [0.0], (dec.u, dec.v))
+        return [_build(dec, ab, str(path), None, None, 0, name, metric_max_side, colorizer)]
     if not times:
         raise ValueError("no times given: pass --at TIME or --frames N")
     ats = [parse_time(t) for t in times]
@@ -427,9 +446,10 @@ def preview_frames(
             target, before, after = video.window(t, context, smoother.delay, prepare)
             grays = before + [prepare(target.y, target.full_range)] + after
             when = [target.time + (j - len(before)) / video.fps for j in range(len(grays))]
-            ab = _colorize_window(colorizer, smoother, grays, len(before), batch_size, when)
+            ab = _colorize_window(colorizer, smoother, grays, len(before), batch_size, when, (target.u, target.v))
             index = int(round(target.time * video.fps))
-            out.append(_build(target, ab, str(path), target.time, index, len(before), name, metric_max_side))
+            out.append(_build(target, ab, str(path), target.time, index, len(before), name, metric_max_side,
+                              colorizer))
     return out
 
 
@@ -539,6 +559,8 @@ def _panels(p: PreviewFrame, colorized_only: bool) -> list[tuple[np.ndarray, str
     panels = [(p.gray, f"gray input {where}"), (p.colorized, f"colorized ({p.colorizer}{ctx})")]
     if p.original is not None:
         panels.append((p.original, f"original  CIEDE2000 {p.ciede2000:.2f}"))
+    if p.mask is not None:
+        panels.append((p.mask, "keep-color mask (red)"))
     return panels
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "open_video",
     "check_input_path",
     "luma_plane",
+    "chroma_planes",
     "plane_array",
 ]
 
@@ -194,6 +195,18 @@ def luma_plane(frame: av.VideoFrame) -> tuple[np.ndarray, bool]:
     return plane_array(frame.planes[0]).copy(), bool(full and name != "gray")
 
 
+def chroma_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The frame's 8-bit Cb and Cr planes as fresh arrays, at their own (subsampled) size.
+
+    Planar 8-bit YUV keeps its own planes; anything else (RGB, palette, gray, NV12,
+    10-bit) is converted once to yuv420p.  Read only by colorizers that ask for the
+    source's chroma (``BatchReader(chroma=True)``, e.g. keep-color on a color video).
+    """
+    if frame.format.name not in _YUV8 or frame.format.name in ("gray", "nv12", "nv21"):
+        frame = frame.reformat(format="yuv420p")
+    return plane_array(frame.planes[1]).copy(), plane_array(frame.planes[2]).copy()
+
+
 @dataclass
 class FrameBatch:
     """Consecutive decoded frames plus the audio/subtitle packets demuxed alongside them."""
@@ -205,6 +218,7 @@ class FrameBatch:
     packets: list[av.Packet]
     full_range: bool = False
     rotation: float = 0.0
+    uv: list[tuple[np.ndarray, np.ndarray]] | None = None  # source Cb/Cr planes, only with ``chroma=True``
 
     def __len__(self) -> int:
         return len(self.y)
@@ -234,7 +248,9 @@ class BatchReader:
         queue_size: int = 3,
         max_bad_packets: int = 50,
         on_warning: _WarnFn | None = None,
+        chroma: bool = False,
     ):
+        """``chroma``: also hand over each frame's source Cb/Cr planes (:func:`chroma_planes`) in ``FrameBatch.uv``."""
         if batch_size < 1:
             raise ValueError("batch size must be >= 1")
         self.container = container
@@ -245,6 +261,7 @@ class BatchReader:
         self.side_streams = set(side_streams)
         self.max_bad_packets = max_bad_packets
         self.on_warning = on_warning
+        self.chroma = chroma
         self.bad_packets = 0
         self.frames_read = 0
         self.times = StageTimes()  # the decode thread's: decoding, resizing, waiting on a full queue
@@ -298,6 +315,7 @@ class BatchReader:
 
     def _decode_all(self) -> None:
         ys: list[np.ndarray] = []
+        uvs: list[tuple[np.ndarray, np.ndarray]] = []
         grays: list[np.ndarray] = []
         pts: list[int | None] = []
         pkts: list[av.Packet] = []
@@ -307,12 +325,12 @@ class BatchReader:
         vindex = self.stream.index
 
         def flush_batch(force: bool = False) -> None:
-            nonlocal ys, grays, pts, pkts, start
+            nonlocal ys, uvs, grays, pts, pkts, start
             if len(ys) >= self.batch_size or (force and (ys or pkts)):
                 gray = np.stack(grays) if grays else None
-                self._put(FrameBatch(start, ys, gray, pts, pkts, full_range, rotation))
+                self._put(FrameBatch(start, ys, gray, pts, pkts, full_range, rotation, uvs if self.chroma else None))
                 start += len(ys)
-                ys, grays, pts, pkts = [], [], [], []
+                ys, uvs, grays, pts, pkts = [], [], [], [], []
 
         def take(frames) -> None:
             nonlocal full_range, rotation
@@ -324,6 +342,8 @@ class BatchReader:
                     full_range = full
                     rotation = float(frame.rotation or 0.0)
                 ys.append(y)
+                if self.chroma:
+                    uvs.append(chroma_planes(frame))
                 pts.append(frame.pts)
                 if self.prepare is not None:
                     with self.times("decode: resize"):

@@ -33,6 +33,7 @@ def build_guided(args, base, video: Path, warn):
 
 
 def register(subparsers) -> None:
+    from .select import add_keep_color_options
     from ..temporal import SMOOTHERS
     from ..pipeline import ENCODERS, SUBTITLES, default_temporal
 
@@ -54,6 +55,7 @@ def register(subparsers) -> None:
                         "lower is more vivid, higher duller and safer")
     add_guide_options(p)
     add_runtime_option(p)
+    add_keep_color_options(p)
     p.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default: 32 on CUDA, 8 on CPU)")
     p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=default_temporal(), help="temporal chroma smoother (default: %(default)s; see docs/temporal.md)")
     p.add_argument("--codec", default="libx264", help="video encoder: libx264 (default), libx265, libsvtav1, ...")
@@ -121,11 +123,20 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    colorizer = load_colorizer(args.weights, None if args.device == "auto" else args.device,
-                               working_long_side=args.working_size, temperature=args.temperature, runtime=args.runtime)
-    if not args.quiet:
-        err.print(_weights_line(args.weights) + f" on {colorizer.device} ({colorizer.runtime})", markup=False,
-                  soft_wrap=True)
+    device = None if args.device == "auto" else args.device
+    if args.keep_color:
+        from .select import keep_colorizer
+
+        colorizer = keep_colorizer(args, device)
+        if not args.quiet:
+            err.print(f"animecolor: keeping color where {args.keep_color} says, on {colorizer.device}",
+                      markup=False, soft_wrap=True)
+    else:
+        colorizer = load_colorizer(args.weights, device, working_long_side=args.working_size,
+                                   temperature=args.temperature, runtime=args.runtime)
+        if not args.quiet:
+            err.print(_weights_line(args.weights) + f" on {colorizer.device} ({colorizer.runtime})", markup=False,
+                      soft_wrap=True)
 
     def warn(msg: str) -> None:
         if not args.quiet:

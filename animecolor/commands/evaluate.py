@@ -62,7 +62,29 @@ def register(subparsers) -> None:
     p.add_argument("--json", type=Path, metavar="OUT.json", help="write the full report as JSON")
     p.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the tables as markdown (model card)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--keep-color", type=Path, default=None, metavar="RUN/best.safetensors",
+                   help="score a selective-color model instead: the inputs are pair folders (as for `select train`); "
+                        "prints mask IoU, histogram similarity and CIEDE2000 to the targets (docs/keepcolor.md)")
+    p.add_argument("--keep-color-bw", action="store_true",
+                   help="with --keep-color: predict the masks as on B&W video (from the colorizer's chroma)")
     p.set_defaults(func=run)
+
+
+def run_keep_color(args: argparse.Namespace) -> int:
+    """``evaluate --keep-color``: the selective-color measures on held-out pairs, beside two trivial outputs."""
+    from ..keepcolor import find_pairs, load_keepcolor, pair_scores
+
+    col = load_keepcolor(args.keep_color, None if args.device == "auto" else args.device)
+    res = pair_scores(col, sorted(find_pairs(args.inputs)), bw=args.keep_color_bw)
+    print(f"| output | mask IoU | histogram similarity | CIEDE2000 |  ({res['n']} pairs)")
+    print("|---|---:|---:|---:|")
+    for key, label in (("model", args.keep_color.name), ("gray", "all gray"), ("input", "input unchanged")):
+        r = res[key]
+        iou = f"{r['iou']:.3f}" if "iou" in r else "-"
+        print(f"| {label} | {iou} | {r['hist_similarity']:.3f} | {r['ciede2000']:.2f} |")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+    return 0
 
 
 def _model_names(paths: list[Path]) -> list[str]:
@@ -127,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
     from ..colorize import GrayColorizer, LutColorizer, default_batch_size, load_colorizer, resolve_device
     from ..temporal import make_smoother
 
+    if args.keep_color:
+        return run_keep_color(args)
     console = Console(stderr=True)
     out = Console()
     if args.stride < 1:

@@ -57,9 +57,11 @@ def register(subparsers) -> None:
                    help="color decoding temperature (default: the checkpoint's), as in 'episode'")
     p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=None, help=f"temporal smoother, as in 'episode' (default {_default_temporal()})")
     from .episode import add_guide_options, add_runtime_option
+    from .select import add_keep_color_options
 
     add_guide_options(p)
     add_runtime_option(p)
+    add_keep_color_options(p)
     p.add_argument("--panel-height", type=int, metavar="PX", help=f"scale panels to this height (default: full size for --at, {SHEET_PANEL_HEIGHT} for --frames)")
     p.set_defaults(func=run)
 
@@ -93,8 +95,13 @@ def run(args: argparse.Namespace) -> int:
     if not src.exists():
         raise CLIError(f"input not found: {src}")
 
-    colorizer = load_colorizer(args.weights, args.device, working_long_side=args.working_size,
-                               temperature=args.temperature, runtime=args.runtime)
+    if args.keep_color:
+        from .select import keep_colorizer
+
+        colorizer = keep_colorizer(args, None if args.device == "auto" else args.device)
+    else:
+        colorizer = load_colorizer(args.weights, args.device, working_long_side=args.working_size,
+                                   temperature=args.temperature, runtime=args.runtime)
     if args.keyframe and still:
         raise CLIError(f"{src.name} is a still image: --keyframe needs a video")
     from .episode import build_guided

@@ -1,0 +1,87 @@
+"""``animecolor select train PAIRS... -o RUN``: learn where to keep color from a few edited frames."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["register", "run_train", "add_keep_color_options", "keep_colorizer"]
+
+
+def add_keep_color_options(p) -> None:
+    """``--keep-color`` and ``--keep-color-source`` (episode and preview)."""
+    p.add_argument("--keep-color", type=Path, default=None, metavar="RUN/best.safetensors",
+                   help="keep color only where this selective-color model (from `animecolor select train`) says; "
+                        "the rest is gray (see docs/keepcolor.md)")
+    p.add_argument("--keep-color-source", choices=("auto", "source", "model"), default="auto",
+                   help="with --keep-color: keep the source's own colors (color video) or the colorizer's (B&W "
+                        "video); auto decides from the source's chroma (default)")
+
+
+def keep_colorizer(args, device: str | None):
+    """The keep-color colorizer ``args`` ask for; one-line errors for options it cannot be combined with."""
+    from ..keepcolor import load_keepcolor
+
+    for flag, used in (("--weights", args.weights), ("--reference", args.reference), ("--keyframe", args.keyframe),
+                       ("--working-size", args.working_size), ("--temperature", args.temperature)):
+        if used:
+            raise ValueError(f"--keep-color cannot be combined with {flag} (the keep-color model holds its own colorizer)")
+    return load_keepcolor(args.keep_color, device, source=args.keep_color_source)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "select",
+        help="selective color: keep color only on chosen subjects (train the mask from edited frames)",
+        description="Selective color. `select train` learns, from pairs (a color frame and the same frame edited so "
+        "only the chosen subjects keep color), a mask head on the colorizer's backbone; use the result with "
+        "`animecolor episode IN OUT --keep-color RUN/best.safetensors`.",
+    )
+    sub = p.add_subparsers(dest="select_command", metavar="SUBCOMMAND")
+    t = sub.add_parser(
+        "train",
+        help="learn the keep-color mask from pairs",
+        description="Pairs: a folder with NAME_input.png and NAME_target.png (several folders may be given), or two "
+        "folders (inputs, targets) with the same file names. The target keeps the input's colors on the chosen "
+        "subjects and is gray elsewhere. Every 5th pair is held out for early stopping.",
+    )
+    t.add_argument("pairs", nargs="+", type=Path, metavar="PAIRS", help="pair folder(s)")
+    t.add_argument("-o", "--out", required=True, type=Path, metavar="RUN", help="run folder (best.safetensors, history.jsonl)")
+    t.add_argument("--base", type=Path, default=None, help="colorizer whose backbone is used (default: weights/default.safetensors)")
+    t.add_argument("--epochs", type=int, default=80, help="epochs at most (default 80)")
+    t.add_argument("--patience", type=int, default=10, help="stop after this many epochs without a better val IoU (default 10)")
+    t.add_argument("--max-pairs", type=int, default=None, metavar="N", help="use the first N pairs (by name) only")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--overwrite", action="store_true", help="replace RUN/best.safetensors if it exists")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    t.set_defaults(func=run_train)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1] if a.select_command is None else a.func(a))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..keepcolor import find_pairs, train_keepcolor
+
+    pairs = sorted(find_pairs(args.pairs))
+    if args.max_pairs is not None:
+        if args.max_pairs < 2:
+            raise ValueError(f"--max-pairs must be at least 2, got {args.max_pairs}")
+        pairs = pairs[: args.max_pairs]
+    best = args.out / "best.safetensors"
+    if best.exists() and not args.overwrite:
+        raise FileExistsError(f"output exists: {best} (pass --overwrite to replace it)")
+
+    def progress(ev: dict) -> None:
+        if args.quiet:
+            return
+        if ev["stage"] == "features":
+            print(f"animecolor: {ev['train']} training pairs, {ev['val']} held out; features cached in "
+                  f"{ev['seconds']:.0f} s", file=sys.stderr)
+        elif ev["epoch"] % 10 == 0:
+            print(f"animecolor: epoch {ev['epoch']}: loss {ev['loss']:.3f}, val IoU {ev['val_iou']:.3f}", file=sys.stderr)
+
+    rec = train_keepcolor(pairs, args.out, base=args.base, epochs=args.epochs, patience=args.patience,
+                          seed=args.seed, progress=progress)
+    print(json.dumps({k: rec[k] for k in ("best", "pairs", "train_pairs", "best_epoch", "epochs_run", "val_iou",
+                                          "seconds")}))
+    return 0

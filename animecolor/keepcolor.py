@@ -1,0 +1,631 @@
+"""Selective color: keep color only on chosen subjects, learned from a few edited frames.
+
+A *pair* is a color frame and the same frame edited so that only the chosen
+subjects keep their color (the rest gray).  The keep-color mask is derived from
+the pair (:func:`derive_mask`), a small mask head (:class:`MaskHead`) learns it
+on the frozen backbone features of the colorizer (cached once, so training takes
+minutes on a CPU), and :class:`KeepColorizer` applies it in the episode pipeline:
+
+* the mask is predicted at 1/4 of the model's working size, smoothed over time
+  (an exponential moving average reset at scene cuts, :class:`MaskSmoother`) and
+  brought to the chroma planes' resolution by a guided filter with the source's
+  luma as guide (:func:`guided_upsample`), so it follows ink lines;
+* on a color source it keeps the source's own chroma inside the mask, on a B&W
+  source the colorizer's; outside the mask the chroma is neutral.  The luma is
+  always the source's.
+
+Checkpoints (``RUN/best.safetensors``) hold the base colorizer's tensors
+(``base.*``), the head's (``head.*``), and a JSON header (format
+``animecolor-keepcolor/1``) with both configs and the training record.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as TF
+from torch import nn
+
+from .color import gray_to_L, rgb_to_lab, y_to_gray
+from .frames import rgb_to_y
+
+__all__ = [
+    "FORMAT", "MIN_CHROMA", "HeadConfig", "MaskHead", "find_pairs", "load_pair", "derive_mask", "guided_upsample",
+    "MaskSmoother", "KeepColorizer", "train_keepcolor", "load_keepcolor", "apply_mask_rgb", "pair_scores",
+    "hist_similarity", "mask_iou", "mask_flicker", "neutral_source",
+]
+
+FORMAT = "animecolor-keepcolor/1"
+#: input pixels with less chroma than this (Lab a/b distance from gray) look the same kept or grayed:
+#: the mask there is unknown and neither trained on nor scored.
+MIN_CHROMA = 6.0
+AB_SCALE = 4.0  # a/b reach the head as Lab/100; x4: Lab/25, about unit scale
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+# ----------------------------------------------------------------------------- pairs
+
+def _images(d: Path) -> list[Path]:
+    return sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+
+
+def find_pairs(paths: Sequence[str | os.PathLike]) -> list[tuple[str, Path, Path]]:
+    """``(name, input, target)`` of the pairs in ``paths``.
+
+    One folder with ``NAME_input.EXT`` / ``NAME_target.EXT`` files (several such
+    folders may be given), or two parallel folders: inputs, then targets, matched
+    by file name.  One-line ``ValueError`` when nothing matches.
+    """
+    dirs = [Path(p) for p in paths]
+    for d in dirs:
+        if not d.is_dir():
+            raise FileNotFoundError(f"pairs folder not found: {d}")
+    pairs: list[tuple[str, Path, Path]] = []
+    for d in dirs:
+        files = {p.stem: p for p in _images(d)}
+        for stem, p in files.items():
+            if stem.endswith("_input") and stem[:-6] + "_target" in files:
+                pairs.append((stem[:-6], p, files[stem[:-6] + "_target"]))
+    if not pairs and len(dirs) == 2:
+        targets = {p.name: p for p in _images(dirs[1])}
+        pairs = [(p.stem, p, targets[p.name]) for p in _images(dirs[0]) if p.name in targets]
+    if not pairs:
+        raise ValueError(f"no pairs in {', '.join(map(str, dirs))}: expected NAME_input.png + NAME_target.png in a "
+                         "folder, or two folders (inputs, targets) with the same file names")
+    return pairs
+
+
+def load_pair(inp: Path, tgt: Path) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 input and target of one pair (same size, else one-line error)."""
+    out = []
+    for p in (inp, tgt):
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError(f"cannot read image {p}")
+        out.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    if out[0].shape != out[1].shape:
+        raise ValueError(f"pair {inp.name} / {tgt.name}: sizes differ ({out[0].shape[1]}x{out[0].shape[0]} vs "
+                         f"{out[1].shape[1]}x{out[1].shape[0]})")
+    return out[0], out[1]
+
+
+def derive_mask(inp: np.ndarray, tgt: np.ndarray, min_chroma: float = MIN_CHROMA) -> tuple[np.ndarray, np.ndarray]:
+    """The keep-color mask a pair shows: ``(mask, known)``, float32 ``(H, W)`` in {0, 1}.
+
+    A pixel is kept where the target's a/b is closer to the input's than to gray;
+    it is *known* only where the input has chroma (>= ``min_chroma``): a gray
+    input pixel looks the same either way.
+    """
+    ab_in = rgb_to_lab(inp)[..., 1:]
+    ab_t = rgb_to_lab(tgt)[..., 1:]
+    keep = np.linalg.norm(ab_t - ab_in, axis=-1) < np.linalg.norm(ab_t, axis=-1)
+    known = np.linalg.norm(ab_in, axis=-1) >= min_chroma
+    return keep.astype(np.float32), known.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- model
+
+@dataclass
+class HeadConfig:
+    """The mask head's shape and how it is applied; saved inside every keep-color checkpoint."""
+
+    taps: list[int] = field(default_factory=lambda: [1, 2, 3, 4])  # backbone feature indices (strides 4..32)
+    width: int = 32
+    chroma: bool = True  # the head also sees the frame's Lab a/b (the source's, or the colorizer's on B&W video)
+    ema: float = 0.5  # weight of the new frame in the mask's moving average (1 = no smoothing)
+    guide_radius: int = 4  # guided-filter radius at working size (px)
+    guide_eps: float = 1e-3  # guided-filter regularization (gray in [0, 1])
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "HeadConfig":
+        data = json.loads(text)
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown keep-color config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+class MaskHead(nn.Module):
+    """Backbone features (frozen) -> one keep-color logit per pixel at the finest tapped stride."""
+
+    def __init__(self, cfg: HeadConfig, channels: Sequence[int]):
+        super().__init__()
+        self.cfg = cfg
+        self.proj = nn.ModuleList([nn.Sequential(nn.Conv2d(channels[i], cfg.width, 1), nn.ReLU()) for i in cfg.taps])
+        # the frame's a/b gets a 3x3 projection of its own, as wide as a feature scale's: fed in raw
+        # (2 channels of ~0.1-0.5 among 128 of features), the head learned to ignore it
+        self.ab_proj = nn.Sequential(nn.Conv2d(2, cfg.width, 3, padding=1), nn.ReLU()) if cfg.chroma else None
+        n = cfg.width * (len(cfg.taps) + (1 if cfg.chroma else 0))
+        self.fuse = nn.Sequential(
+            nn.Conv2d(n, cfg.width, 1), nn.ReLU(),
+            nn.Conv2d(cfg.width, cfg.width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(cfg.width, cfg.width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(cfg.width, 1, 1),
+        )
+
+    def forward(self, feats: Sequence[torch.Tensor], ab: torch.Tensor | None = None) -> torch.Tensor:
+        """``ab``: ``(N, 2, h, w)`` Lab a/b / 100 at the finest tapped stride (needed when ``cfg.chroma``)."""
+        xs = [feats[i] for i in self.cfg.taps]
+        size = xs[0].shape[-2:]
+        ys = [p(x) if x.shape[-2:] == size else TF.interpolate(p(x), size=size, mode="bilinear", align_corners=False)
+              for p, x in zip(self.proj, xs)]
+        if self.cfg.chroma:
+            if ab is None:
+                raise ValueError("this mask head needs the frame's a/b")
+            ys.append(self.ab_proj(ab * AB_SCALE))
+        return self.fuse(torch.cat(ys, 1))[:, 0]
+
+
+def _lut(device) -> torch.Tensor:
+    return torch.from_numpy(gray_to_L(np.arange(256, dtype=np.uint8)) / 50.0 - 1.0).float().to(device)
+
+
+def _gray_of(rgb: np.ndarray) -> np.ndarray:
+    """The full-range gray a video of this color frame gives the model (BT.601 luma, as in training)."""
+    return y_to_gray(rgb_to_y(rgb))
+
+
+# ----------------------------------------------------------------------------- full-resolution mask
+
+def guided_upsample(mask: np.ndarray, guide: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """Mask (any size, float) -> the guide's size, edges snapped to the guide's (He et al. guided filter).
+
+    ``guide``: uint8 gray at the output size.  The filter runs at the output size
+    with a radius scaled from working-size pixels; result clipped to [0, 1].
+    """
+    H, W = guide.shape
+    p = cv2.resize(mask.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
+    if radius <= 0:
+        return np.clip(p, 0, 1)
+    I = guide.astype(np.float32) * (1.0 / 255.0)
+    k = (2 * radius + 1, 2 * radius + 1)
+    box = lambda x: cv2.boxFilter(x, -1, k, borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    mI, mp = box(I), box(p)
+    a = (box(I * p) - mI * mp) / (box(I * I) - mI * mI + eps)
+    b = mp - a * mI
+    return np.clip(box(a) * I + box(b), 0.0, 1.0)
+
+
+class MaskSmoother:
+    """The episode's EMA chroma smoother (:class:`animecolor.temporal.EMASmoother`: moving average,
+    restarted at a large luma change, i.e. a cut) run on a mask, one frame at a time (no blinking subjects)."""
+
+    def __init__(self, alpha: float):
+        from .temporal import EMASmoother
+
+        if not 0 < alpha <= 1:
+            raise ValueError(f"mask smoothing weight must be in (0, 1], got {alpha}")
+        self.alpha = alpha
+        self.ema = EMASmoother(alpha)
+
+    def reset(self) -> None:
+        self.ema.reset()
+
+    def __call__(self, gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """gray uint8 ``(h, w)`` (any size), mask float ``(h', w')`` of one frame -> smoothed mask."""
+        g = cv2.resize(gray, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_AREA)
+        two = np.repeat(mask[None, ..., None].astype(np.float32), 2, axis=-1)  # EMASmoother takes a/b pairs
+        return self.ema.process(g[None], two)[0, ..., 0]
+
+
+def neutral_source(uv: Sequence[tuple[np.ndarray, np.ndarray]], tol: float = 3.0) -> bool:
+    """True when the source's chroma planes are (nearly) gray: a B&W video stored in a color format."""
+    if not uv:
+        return True
+    dev = [float(np.mean(np.abs(u.astype(np.int16) - 128)) + np.mean(np.abs(v.astype(np.int16) - 128))) for u, v in uv]
+    return float(np.mean(dev)) < tol
+
+
+# ----------------------------------------------------------------------------- inference
+
+class KeepColorizer:
+    """A colorizer whose output keeps color only where its mask says (see the module doc).
+
+    ``source``: ``"auto"`` (the source's own chroma on a color video, the base
+    model's on a B&W one, decided on the first batch), ``"source"`` or ``"model"``.
+    In the pipeline it asks the reader for the source's chroma planes
+    (``needs_source_chroma``), hands per-frame masks to the merger
+    (:meth:`frame_extras`) and makes the chroma planes itself (:meth:`merge`).
+    """
+
+    needs_source_chroma = True
+
+    def __init__(self, base, head: MaskHead, device="cpu", name: str = "keep-color", source: str = "auto"):
+        from .model.net import fuse_conv_bn
+
+        if source not in ("auto", "source", "model"):
+            raise ValueError(f"keep-color source must be auto, source or model, got {source!r}")
+        self.device = torch.device(device)
+        self.model = fuse_conv_bn(base.eval()).to(self.device)
+        self.head = head.eval().to(self.device)
+        self.cfg = head.cfg
+        self.output_stride = base.output_stride
+        self.name = name
+        self.source = source
+        self.smoother = MaskSmoother(self.cfg.ema)
+        self._lut = _lut(self.device)
+        self._masks: deque = deque()
+        self._uv: deque = deque()
+        self._src: list | None = None
+        self._full_range = False
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        from .colorize import working_size
+
+        return working_size(width, height, self.model.cfg.working_long_side)
+
+    def predict(self, gray: np.ndarray, src_ab: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 ``(N, h, w)`` -> (a/b ``(N, h/2, w/2, 2)``, raw mask probabilities ``(N, h/4, w/4)``).
+
+        ``src_ab``: the frames' own Lab a/b ``(N, h/4, w/4, 2)`` (color source; NaN for a frame
+        without one); without it the head sees the colorizer's a/b.
+        """
+        with torch.inference_mode():
+            x = self._lut[torch.from_numpy(np.ascontiguousarray(gray)).to(self.device).long()].unsqueeze(1)
+            out, feats, _ = self.model.forward_maps(x)
+            ab_t = self.model.decode(out).float()
+            hab = TF.interpolate(ab_t, size=feats[self.cfg.taps[0]].shape[-2:], mode="area")
+            if src_ab is not None:  # frames without a source (NaN) keep the colorizer's a/b
+                src = torch.from_numpy(np.ascontiguousarray(src_ab)).to(self.device).permute(0, 3, 1, 2).float()
+                hab = torch.where(torch.isnan(src), hab, src)
+            m = torch.sigmoid(self.head(feats, hab / 100.0)).float().cpu().numpy()
+            ab = ab_t.permute(0, 2, 3, 1).cpu().numpy()
+        return ab, m
+
+    def take_source(self, ys: Sequence[np.ndarray], uvs: Sequence | None, full_range: bool = False) -> None:
+        """The next batch's source planes (luma and, when read, chroma); call before the colorizer.
+
+        The first batch decides the mode when ``source="auto"``: the source's chroma
+        when it has color, else the colorizer's (:func:`neutral_source`).  An entry of
+        ``uvs`` may be ``None`` (a frame whose chroma was not read: the colorizer's is used).
+        """
+        if self.source == "auto":
+            known = [p for p in uvs or [] if p is not None]
+            self.source = "model" if not known or neutral_source(known) else "source"
+        n = len(ys)
+        self._src = list(zip(ys, uvs)) if self.source == "source" and uvs is not None else None
+        self._uv.extend(uvs if self._src is not None else [None] * n)
+        self._full_range = full_range
+
+    def _source_ab(self, shape: tuple[int, int]) -> np.ndarray | None:
+        if self._src is None:
+            return None
+        from .frames import yuv_to_rgb
+
+        h, w = shape
+        out = []
+        for y, uv in self._src:
+            if uv is None:
+                out.append(np.full((h, w, 2), np.nan, np.float32))
+                continue
+            u, v = uv
+            rgb = yuv_to_rgb(cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA),
+                             cv2.resize(u, (w, h), interpolation=cv2.INTER_AREA),
+                             cv2.resize(v, (w, h), interpolation=cv2.INTER_AREA), self._full_range)
+            out.append(rgb_to_lab(rgb)[..., 1:])
+        self._src = None
+        return np.stack(out)
+
+    def __call__(self, gray: np.ndarray) -> np.ndarray:
+        if gray.ndim != 3 or gray.dtype != np.uint8:
+            raise ValueError(f"expected uint8 (N, h, w) gray batch, got {gray.dtype} {gray.shape}")
+        src_ab = self._source_ab((gray.shape[1] // 4, gray.shape[2] // 4))
+        if src_ab is not None and len(src_ab) != len(gray):
+            raise RuntimeError("keep-color: take_source got another batch than the colorizer")
+        ab, m = self.predict(gray, src_ab)
+        for g, mi in zip(gray, m):
+            self._masks.append(self.smoother(g, mi))
+        if len(self._uv) < len(self._masks):  # called without take_source: the colorizer's chroma
+            self._uv.extend([None] * (len(self._masks) - len(self._uv)))
+        return ab
+
+    def reset(self) -> None:
+        self.smoother.reset()
+        self._masks.clear()
+        self._uv.clear()
+        self._src = None
+
+    def frame_extras(self, n: int) -> list:
+        """Per-frame ``(mask, source uv or None)`` of the next ``n`` frames colorized, in order (popped),
+        for :meth:`merge`."""
+        return [(self._masks.popleft(), self._uv.popleft()) for _ in range(n)]
+
+    def merge(self, y: np.ndarray, item, subsampling: str, full_range: bool, matrix: str):
+        """Chroma planes (u, v) for luma ``y``: ``item`` is ``(ab, (mask, gray_w, uv))``."""
+        from .frames import chroma_for, chroma_size
+
+        ab, (mask, uv) = item
+        Hc, Wc = chroma_size(y.shape[1], y.shape[0], subsampling)
+        guide = y if y.shape == (Hc, Wc) else cv2.resize(y, (Wc, Hc), interpolation=cv2.INTER_AREA)
+        scale = Wc / (mask.shape[1] * 4)  # chroma px per working-size px
+        m = guided_upsample(mask, guide, max(1, round(self.cfg.guide_radius * scale)), self.cfg.guide_eps)
+        if uv is not None:
+            u, v = uv
+            if u.shape != (Hc, Wc):
+                u = cv2.resize(u, (Wc, Hc), interpolation=cv2.INTER_LINEAR)
+                v = cv2.resize(v, (Wc, Hc), interpolation=cv2.INTER_LINEAR)
+        else:
+            u, v = chroma_for(y, ab, subsampling, full_range=full_range, matrix=matrix)
+        keep = lambda c: np.clip(128.0 + (c.astype(np.float32) - 128.0) * m + 0.5, 0, 255).astype(np.uint8)  # noqa: E731
+        return keep(u), keep(v)
+
+    def full_mask(self, mask: np.ndarray, gray: np.ndarray) -> np.ndarray:
+        """A low-resolution mask at ``gray``'s size (uint8 full-range gray as guide)."""
+        scale = gray.shape[1] / (mask.shape[1] * 4)
+        return guided_upsample(mask, gray, max(1, round(self.cfg.guide_radius * scale)), self.cfg.guide_eps)
+
+
+def load_keepcolor(path: str | os.PathLike, device: str | None = "cpu", source: str = "auto") -> KeepColorizer:
+    """Rebuild a :class:`KeepColorizer` from ``RUN/best.safetensors`` (safetensors only, strict)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from .colorize import resolve_device
+    from .model import ModelConfig, ResidualColorizer, WeightsError
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"keep-color weights not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path), device="cpu")
+    except Exception as e:
+        raise WeightsError(f"not a safetensors weights file: {path} ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise WeightsError(f"not a keep-color checkpoint (format={meta.get('format')!r}): {path}; "
+                           "make one with `animecolor select train`")
+    try:
+        base = ResidualColorizer(ModelConfig.from_json(meta["base_config"]))
+        head = MaskHead(HeadConfig.from_json(meta["config"]), base.backbone.channels)
+        base.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("base.")}, strict=True)
+        head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")}, strict=True)
+    except (KeyError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"corrupt keep-color checkpoint {path}: {first}") from None
+    col = KeepColorizer(base, head, resolve_device(device), name=path.name, source=source)
+    col.info = json.loads(meta.get("info", "{}"))  # type: ignore[attr-defined]
+    return col
+
+
+def _save(path: Path, base, head: MaskHead, info: dict) -> None:
+    from safetensors.torch import save_file
+
+    state = {f"base.{k}": v.detach().cpu().contiguous() for k, v in base.state_dict().items()}
+    state.update({f"head.{k}": v.detach().cpu().contiguous() for k, v in head.state_dict().items()})
+    meta = {"format": FORMAT, "config": head.cfg.to_json(), "base_config": base.cfg.to_json(),
+            "info": json.dumps(info, sort_keys=True)}
+    tmp = path.with_name(path.name + ".partial")
+    save_file(state, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- training
+
+def _features(base, gray: np.ndarray, lut: torch.Tensor) -> list[torch.Tensor]:
+    with torch.no_grad():
+        x = lut[torch.from_numpy(gray).long()][None, None]
+        return [f[0].clone() for f in base.backbone(x)]
+
+
+def _prepare(base, pairs, lut, long_side: int) -> list[dict]:
+    """Cached backbone features (and the h-flipped copy) with the mask target at the head's stride."""
+    from .colorize import working_size
+
+    out = []
+    for name, inp_p, tgt_p in pairs:
+        inp, tgt = load_pair(inp_p, tgt_p)
+        mask, known = derive_mask(inp, tgt)
+        w, h = working_size(inp.shape[1], inp.shape[0], long_side)
+        gray = cv2.resize(_gray_of(inp), (w, h), interpolation=cv2.INTER_AREA)
+        ms = cv2.resize(mask * known, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+        ks = cv2.resize(known, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+        tgt_s = np.where(ks > 0, ms / np.maximum(ks, 1e-6), 0)
+        ab = cv2.resize(rgb_to_lab(inp)[..., 1:], (w // 4, h // 4), interpolation=cv2.INTER_AREA) / 100.0
+        for flip in (False, True):
+            g = gray[:, ::-1].copy() if flip else gray
+            out.append({
+                "name": name, "flip": flip, "feats": _features(base, g, lut),
+                "ab": torch.from_numpy((ab[:, ::-1] if flip else ab).transpose(2, 0, 1).copy()).float(),
+                "mask": torch.from_numpy((tgt_s[:, ::-1] if flip else tgt_s).copy()).float(),
+                "known": torch.from_numpy((ks[:, ::-1] if flip else ks).copy()).float(),
+            })
+    return out
+
+
+def _stack(samples: list[dict]) -> list[dict]:
+    """Samples grouped by size, stacked into batches (one head call per group)."""
+    groups: dict[tuple, list[dict]] = {}
+    for s in samples:
+        groups.setdefault(tuple(s["mask"].shape), []).append(s)
+    return [{"feats": [torch.stack([s["feats"][i] for s in g]) for i in range(len(g[0]["feats"]))],
+             "ab": torch.stack([s["ab"] for s in g]), "mask": torch.stack([s["mask"] for s in g]),
+             "known": torch.stack([s["known"] for s in g])} for g in groups.values()]
+
+
+def _loss(head: MaskHead, b: dict) -> torch.Tensor:
+    """Summed over the batch's samples: known-weighted BCE + soft Dice of each."""
+    logit, t, k = head(b["feats"], b["ab"]), b["mask"], b["known"]
+    bce = (TF.binary_cross_entropy_with_logits(logit, t, reduction="none") * k).sum((1, 2)) / k.sum((1, 2)).clamp(min=1)
+    p = torch.sigmoid(logit) * k
+    dice = 1 - (2 * (p * t).sum((1, 2)) + 1) / (p.sum((1, 2)) + (t * k).sum((1, 2)) + 1)
+    return (bce + dice).sum()
+
+
+def _iou(head: MaskHead, batches: list[dict]) -> float:
+    inter = union = 0.0
+    with torch.no_grad():
+        for b in batches:
+            pr = head(b["feats"], b["ab"]) > 0
+            t, k = b["mask"] > 0.5, b["known"] > 0.5
+            inter += float((pr & t & k).sum())
+            union += float(((pr | t) & k).sum())
+    return inter / union if union else 1.0
+
+
+def train_keepcolor(
+    pairs: Sequence[tuple[str, Path, Path]],
+    run_dir: str | os.PathLike,
+    *,
+    base: str | os.PathLike | None = None,
+    config: HeadConfig | None = None,
+    epochs: int = 80,
+    patience: int = 10,
+    lr: float = 2e-3,
+    batch_size: int = 8,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    progress: Callable[[dict], None] | None = None,
+    base_model=None,
+) -> dict:
+    """Train the mask head on ``pairs`` (frozen backbone of ``base``, default the shipped weights).
+
+    Every ``1/val_fraction``-th pair (at least one) is held out for early
+    stopping on mask IoU; ``RUN/best.safetensors`` is the best epoch's head with
+    the base's tensors and the record (pairs, epochs, val IoU).  ``base_model``
+    (a ``ResidualColorizer``) replaces ``base`` for tests.  Returns the record.
+    """
+    from .colorize import DEFAULT_WEIGHTS
+    from .finetune import base_model_info
+    from .model import WeightsError, load_model
+
+    t0 = time.perf_counter()
+    emit = progress or (lambda ev: None)
+    if len(pairs) < 2:
+        raise ValueError(f"need at least 2 pairs (one is held out for early stopping), got {len(pairs)}")
+    if epochs < 1 or patience < 1 or batch_size < 1:
+        raise ValueError("--epochs, --patience and --batch-size must be at least 1")
+    if base_model is None:
+        base_path = Path(base) if base else DEFAULT_WEIGHTS
+        if not base_path.is_file():
+            raise WeightsError(f"base model not found: {base_path} (pass --base)")
+        base_model = load_model(base_path)
+        base_rec = base_model_info(base_path)
+    else:
+        base_rec = {"path": "(in memory)", "sha256": ""}
+    base_model.eval()
+    cfg = config or HeadConfig()
+    torch.manual_seed(seed)
+    lut = _lut("cpu")
+    step = max(2, round(1 / val_fraction))
+    val_names = {p[0] for i, p in enumerate(pairs) if i % step == step - 1} or {pairs[-1][0]}
+    long_side = base_model.cfg.working_long_side
+    samples = _prepare(base_model, pairs, lut, long_side)
+    train_s = [s for s in samples if s["name"] not in val_names]
+    val_s = [s for s in samples if s["name"] in val_names and not s["flip"]]
+    val_b = _stack(val_s)
+    emit({"stage": "features", "train": len(train_s) // 2, "val": len(val_s), "seconds": time.perf_counter() - t0})
+    head = MaskHead(cfg, base_model.backbone.channels)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
+    rng = np.random.default_rng(seed)
+    best, best_state, best_epoch, history = -1.0, None, 0, []
+    for epoch in range(1, epochs + 1):
+        head.train()
+        order = rng.permutation(len(train_s))
+        total = 0.0
+        for i in range(0, len(order), batch_size):
+            opt.zero_grad()
+            chunk = [train_s[j] for j in order[i:i + batch_size]]
+            loss = sum(_loss(head, b) for b in _stack(chunk))
+            (loss / len(chunk)).backward()
+            opt.step()
+            total += float(loss.detach())
+        head.eval()
+        iou = _iou(head, val_b)
+        history.append({"epoch": epoch, "loss": total / len(order), "val_iou": iou})
+        emit({"stage": "train", **history[-1]})
+        if iou > best:
+            best, best_epoch = iou, epoch
+            best_state = {k: v.clone() for k, v in head.state_dict().items()}
+        elif epoch - best_epoch >= patience:
+            break
+    head.load_state_dict(best_state)
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    record = {
+        "command": "select train", "base_model": base_rec, "pairs": len(pairs), "train_pairs": len(train_s) // 2,
+        "val_pairs": sorted(val_names), "best_epoch": best_epoch, "epochs_run": len(history), "val_iou": best,
+        "stopped_early": len(history) < epochs, "seconds": round(time.perf_counter() - t0, 1),
+        "lr": lr, "seed": seed,
+    }
+    _save(run / "best.safetensors", base_model, head, record)
+    with open(run / "history.jsonl", "w") as f:
+        f.writelines(json.dumps(h) + "\n" for h in history)
+    return {**record, "best": str(run / "best.safetensors")}
+
+
+# ----------------------------------------------------------------------------- measures
+
+def apply_mask_rgb(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``rgb`` with its Lab a/b scaled by ``mask`` (1 keeps the color, 0 grays it, L unchanged)."""
+    lab = rgb_to_lab(rgb)
+    lab[..., 1:] *= mask[..., None]
+    from .color import lab_to_rgb
+
+    return np.clip(lab_to_rgb(lab) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def hist_similarity(a: np.ndarray, b: np.ndarray, bins: int = 8) -> float:
+    """The student project's measure: OpenCV ``calcHist`` of both RGB images (``bins`` per channel,
+    3-D) compared with ``compareHist`` correlation (1 = same color distribution)."""
+    ha = cv2.calcHist([np.ascontiguousarray(a)], [0, 1, 2], None, [bins] * 3, [0, 256] * 3)
+    hb = cv2.calcHist([np.ascontiguousarray(b)], [0, 1, 2], None, [bins] * 3, [0, 256] * 3)
+    return float(cv2.compareHist(ha, hb, cv2.HISTCMP_CORREL))
+
+
+def mask_iou(pred: np.ndarray, mask: np.ndarray, known: np.ndarray) -> tuple[float, float]:
+    """(intersection, union) of ``pred > 0.5`` and ``mask > 0.5`` over the known pixels."""
+    p, t, k = pred > 0.5, mask > 0.5, known > 0.5
+    return float((p & t & k).sum()), float(((p | t) & k).sum())
+
+
+def mask_flicker(masks: Sequence[np.ndarray]) -> float:
+    """Share of pixels whose binary mask (``> 0.5``) changes between consecutive frames (mean)."""
+    if len(masks) < 2:
+        return 0.0
+    return float(np.mean([np.mean((a > 0.5) != (b > 0.5)) for a, b in zip(masks, masks[1:])]))
+
+
+def pair_scores(col: KeepColorizer, pairs: Sequence[tuple[str, Path, Path]], bw: bool = False) -> dict:
+    """IoU (pooled over pairs), mean histogram similarity and mean CIEDE2000 of ``col`` on ``pairs``,
+    beside the same measures for two trivial outputs (all gray; the input unchanged).
+
+    The mask is predicted as on a color video (the head sees the input's a/b) or, with
+    ``bw``, as on a B&W one (it sees the colorizer's a/b); either way it selects the
+    input's own colors, so the scores measure the mask.
+    """
+    from .metrics import ciede2000
+
+    inter = union = 0.0
+    rows: dict[str, list] = {"model": [], "gray": [], "input": []}
+    for _, ip, tp in pairs:
+        inp, tgt = load_pair(ip, tp)
+        mask, known = derive_mask(inp, tgt)
+        w, h = col.working_size(inp.shape[1], inp.shape[0])
+        full_gray = _gray_of(inp)
+        src_ab = None if bw else cv2.resize(rgb_to_lab(inp)[..., 1:], (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+        _, m = col.predict(cv2.resize(full_gray, (w, h), interpolation=cv2.INTER_AREA)[None],
+                           None if src_ab is None else src_ab[None])
+        pm = col.full_mask(m[0], full_gray)
+        i, u = mask_iou(pm, mask, known)
+        inter, union = inter + i, union + u
+        for key, out in (("model", apply_mask_rgb(inp, pm)), ("gray", apply_mask_rgb(inp, np.zeros_like(pm))),
+                         ("input", inp)):
+            rows[key].append((hist_similarity(out, tgt), ciede2000(out, tgt)))
+    res = {k: {"hist_similarity": float(np.mean([r[0] for r in v])), "ciede2000": float(np.mean([r[1] for r in v]))}
+           for k, v in rows.items()}
+    res["model"]["iou"] = inter / union if union else 1.0
+    res["n"] = len(pairs)
+    return res

@@ -1,0 +1,194 @@
+"""Selective color (animecolor.keepcolor): pairs, mask derivation, training, the pipeline's keep-color mode.
+
+Synthetic pairs only (CI has no openclipart): a red disk (the subject to keep) on a
+striped blue/green/yellow background; the backbone is a tiny *random* model
+(``tiny_random_base``), so these check the plumbing and that the head learns
+from the pairs, not the shipped model's quality (docs/keepcolor.md has those figures).
+"""
+from __future__ import annotations
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from animecolor import keepcolor as K
+from animecolor.cli import main
+from animecolor.model import ModelConfig, ResidualColorizer
+from conftest import write_rgb_clip
+
+
+def scene(seed: int, w: int = 64, h: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB frame, true mask): a red disk at a random place on colored stripes."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w, 3), np.uint8)
+    cols = [(60, 90, 200), (60, 170, 80), (220, 200, 60)]
+    for i, x in enumerate(range(0, w, 10)):
+        img[:, x:x + 10] = cols[(i + seed) % 3]
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = rng.integers(8, 14)
+    cx, cy = rng.integers(r, w - r), rng.integers(r, h - r)
+    mask = np.hypot(xx - cx, yy - cy) < r
+    img[mask] = (220, 40, 40)
+    return img, mask.astype(np.float32)
+
+
+def write_pair(d, name: str, seed: int) -> None:
+    img, mask = scene(seed)
+    tgt = K.apply_mask_rgb(img, mask)
+    cv2.imwrite(str(d / f"{name}_input.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(d / f"{name}_target.png"), cv2.cvtColor(tgt, cv2.COLOR_RGB2BGR))
+
+
+def tiny_random_base() -> ResidualColorizer:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    return ResidualColorizer(ModelConfig(working_long_side=64)).eval()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A keep-color run trained on 10 synthetic pairs (on the tiny random backbone), and held-out pairs."""
+    root = tmp_path_factory.mktemp("keep")
+    (root / "train").mkdir()
+    (root / "test").mkdir()
+    for i in range(10):
+        write_pair(root / "train", f"p{i:02d}", i)
+    for i in range(6):
+        write_pair(root / "test", f"t{i:02d}", 100 + i)
+    rec = K.train_keepcolor(K.find_pairs([root / "train"]), root / "run", base_model=tiny_random_base(),
+                            epochs=25, patience=25)
+    return root, rec
+
+
+def test_derive_mask_from_a_pair():
+    img, mask = scene(3)
+    tgt = K.apply_mask_rgb(img, mask)
+    got, known = K.derive_mask(img, tgt)
+    assert known.mean() > 0.99  # every pixel of this scene has color
+    assert np.mean(got == mask) > 0.995
+    # a gray input pixel is unknown: it looks the same kept or grayed
+    img[:5, :5] = 128
+    _, known = K.derive_mask(img, K.apply_mask_rgb(img, mask))
+    assert known[:5, :5].sum() == 0
+
+
+def test_find_pairs_layouts_and_errors(tmp_path):
+    (tmp_path / "a").mkdir()
+    write_pair(tmp_path / "a", "x", 0)
+    assert [p[0] for p in K.find_pairs([tmp_path / "a"])] == ["x"]
+    ins, outs = tmp_path / "in", tmp_path / "out"
+    ins.mkdir(), outs.mkdir()
+    img, mask = scene(1)
+    cv2.imwrite(str(ins / "f1.png"), img)
+    cv2.imwrite(str(outs / "f1.png"), K.apply_mask_rgb(img, mask))
+    assert [p[0] for p in K.find_pairs([ins, outs])] == ["f1"]
+    with pytest.raises(ValueError, match="no pairs"):
+        K.find_pairs([ins])
+    with pytest.raises(FileNotFoundError):
+        K.find_pairs([tmp_path / "missing"])
+
+
+def test_guided_upsample_follows_the_guide_edge():
+    guide = np.zeros((64, 64), np.uint8)
+    guide[:, 35:] = 200  # the subject's edge (in the luma) at x = 35
+    coarse = np.zeros((8, 8), np.float32)
+    coarse[:, 4:] = 1.0  # a coarse mask whose edge bleeds 3 px outside it (x = 32), blurred by upsampling
+    plain = K.guided_upsample(coarse, guide, 0, 1e-3)
+    guided = K.guided_upsample(coarse, guide, 4, 1e-3)
+    assert guided[:, 29:35].mean() < 0.85 * plain[:, 29:35].mean()  # less color spilled outside the edge
+    assert guided[:, 35:40].mean() > 0.95  # and the subject's side stays kept
+
+
+def test_mask_smoother_damps_blinking_and_restarts_at_cuts():
+    gray = np.tile(np.linspace(0, 255, 128, dtype=np.uint8), (72, 1))
+    on, off = np.ones((8, 8), np.float32), np.zeros((8, 8), np.float32)
+    sm = K.MaskSmoother(0.3)
+    raw = [on if i % 4 else off for i in range(12)]  # the subject drops out every 4th frame
+    out = [sm(gray, m) for m in raw]
+    assert K.mask_flicker(out[1:]) < K.mask_flicker(raw[1:])
+    other = 255 - np.tile(np.linspace(0, 255, 72, dtype=np.uint8)[:, None], (1, 128))
+    assert np.array_equal(sm(other, off), off)  # a cut: the new shot's mask at once, no carry-over
+
+
+def test_histogram_similarity():
+    img, mask = scene(0)
+    assert K.hist_similarity(img, img) == pytest.approx(1.0)
+    assert K.hist_similarity(img, K.apply_mask_rgb(img, mask)) < 0.9
+
+
+def test_training_learns_the_mask_and_the_checkpoint_rebuilds_itself(trained):
+    root, rec = trained
+    assert rec["train_pairs"] == 8 and len(rec["val_pairs"]) == 2
+    col = K.load_keepcolor(root / "run" / "best.safetensors")
+    assert col.info["pairs"] == 10
+    scores = K.pair_scores(col, K.find_pairs([root / "test"]))
+    assert scores["model"]["iou"] > 0.8  # held-out pairs
+    assert scores["model"]["ciede2000"] < scores["gray"]["ciede2000"]
+    assert scores["model"]["ciede2000"] < scores["input"]["ciede2000"]
+
+
+def test_episode_keep_color_on_a_color_video(trained, tmp_path):
+    root, _ = trained
+    frames = [scene(100 + (i // 4))[0] for i in range(12)]
+    src = write_rgb_clip(tmp_path / "color.mkv", frames, pix_fmt="yuv444p")
+    out = tmp_path / "keep.mkv"
+    rc = main(["episode", str(src), str(out), "--keep-color", str(root / "run" / "best.safetensors"), "-q",
+               "--crf", "0"])
+    assert rc == 0
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        pairs = list(zip(a.decode(video=0), b.decode(video=0)))
+    assert len(pairs) == 12
+    kept = gray = 0.0
+    for i, (fa, fb) in enumerate(pairs):
+        ya, ua = fa.to_ndarray(format="yuv444p")[0], fa.to_ndarray(format="yuv444p")[1].astype(int)
+        yb, ub = fb.to_ndarray(format="yuv444p")[0], fb.to_ndarray(format="yuv444p")[1].astype(int)
+        assert np.array_equal(ya, yb)  # the source luma, untouched (lossless encode)
+        mask = scene(100 + i // 4)[1] > 0
+        inner = cv2.erode(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        outer = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) == 0
+        kept += np.abs(ub[inner] - ua[inner]).mean()  # the subject keeps its own chroma
+        gray += np.abs(ub[outer] - 128).mean()  # the rest is gray
+    assert kept / 12 < 12 and gray / 12 < 8
+
+
+def test_episode_keep_color_errors_leave_nothing(trained, tmp_path, capsys):
+    root, _ = trained
+    src = write_rgb_clip(tmp_path / "c.mkv", [scene(1)[0]] * 3)
+    out = tmp_path / "o.mkv"
+    rc = main(["episode", str(src), str(out), "--keep-color", str(root / "run" / "best.safetensors"),
+               "--weights", "weights/default.safetensors", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "cannot be combined with --weights" in err[0]
+    bogus = tmp_path / "bogus.safetensors"
+    bogus.write_bytes(b"not a checkpoint")
+    rc = main(["episode", str(src), str(out), "--keep-color", str(bogus), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "bogus.safetensors" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bogus.safetensors", "c.mkv"]
+
+
+def test_select_train_cli(tmp_path, capsys):
+    rc = main(["select", "train", str(tmp_path / "nothing"), "-o", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "pairs folder not found" in err[0]
+
+
+def test_keep_color_on_a_bw_video_and_in_preview(trained, tmp_path):
+    from animecolor.preview import preview_frames
+
+    root, _ = trained
+    weights = root / "run" / "best.safetensors"
+    gray = [np.repeat(K._gray_of(scene(100)[0])[..., None], 3, axis=2)] * 4
+    src = write_rgb_clip(tmp_path / "bw.mkv", gray, pix_fmt="yuv444p")
+    out = tmp_path / "bw_keep.mkv"
+    assert main(["episode", str(src), str(out), "--keep-color", str(weights), "-q", "--crf", "0"]) == 0
+    col = K.load_keepcolor(weights)
+    col.take_source([g[..., 0] for g in gray], [(np.full((48, 64), 128, np.uint8),) * 2] * 4)
+    assert col.source == "model"  # a gray source: the colorizer's chroma is kept under the mask
+    color = write_rgb_clip(tmp_path / "c.mkv", [scene(101)[0]] * 3, pix_fmt="yuv444p")
+    (p,) = preview_frames(color, [0.0], K.load_keepcolor(weights))
+    assert p.mask is not None and p.mask.shape == p.colorized.shape
+    png = tmp_path / "prev.png"
+    assert main(["preview", str(color), "--at", "0", "-o", str(png), "--keep-color", str(weights)]) == 0
+    assert png.is_file()
