@@ -33,7 +33,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -288,7 +288,7 @@ class _Reporter:
 _COLORIZERS: dict = {}  # per worker process: the model is loaded once and reused by later tasks
 
 
-def _colorizer(job: _Job, blob: bytes):
+def _colorizer(job: _Job, blob: _Blob):
     from .colorize import load_colorizer
 
     if job.threads:
@@ -298,10 +298,11 @@ def _colorizer(job: _Job, blob: bytes):
     key = (job.weights_sha, job.options.working_size, job.options.temperature, job.device)
     if key not in _COLORIZERS:
         path = Path(tempfile.gettempdir()) / f"animecolor-weights-{job.weights_sha[:16]}.safetensors"
-        if not path.is_file() or path.stat().st_size != len(blob):
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(blob)
-            os.replace(tmp, path)
+        for dst, data in ((path, blob.safetensors), (path.with_suffix(".onnx"), blob.onnx)):
+            if data is not None and (not dst.is_file() or dst.stat().st_size != len(data)):
+                tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, dst)
         col = load_colorizer(path, job.device, working_long_side=job.options.working_size,
                              temperature=job.options.temperature)
         col.name = job.weights_name
@@ -310,7 +311,7 @@ def _colorizer(job: _Job, blob: bytes):
     return _COLORIZERS[key]
 
 
-def _colorize(job: _Job, blob: bytes, src: Path, dst: Path, progress, subtitles: str):
+def _colorize(job: _Job, blob: _Blob, src: Path, dst: Path, progress, subtitles: str):
     from .pipeline import colorize_video
 
     o = job.options
@@ -319,7 +320,7 @@ def _colorize(job: _Job, blob: bytes, src: Path, dst: Path, progress, subtitles:
                           overwrite=True, progress=progress)
 
 
-def _episode_task(job: _Job, blob: bytes, board) -> dict:
+def _episode_task(job: _Job, blob: _Blob, board) -> dict:
     """A whole episode: colorize into the work folder, then publish (record, rename)."""
     job.work.mkdir(parents=True, exist_ok=True)
     _clean_partials(job.work, job.dst.stem)
@@ -336,7 +337,7 @@ def _segment_paths(job: _Job, seg: Segment) -> tuple[Path, Path, Path]:
     return job.work / f"{stem}.src{SEGMENT_EXT}", job.work / f"{stem}{SEGMENT_EXT}", job.work / f"{stem}.json"
 
 
-def _segment_task(job: _Job, seg: Segment, blob: bytes, board) -> dict:
+def _segment_task(job: _Job, seg: Segment, blob: _Blob, board) -> dict:
     """One segment: video packets copied out of the source, colorized; kept with a record of its own."""
     cut, out, rec_path = _segment_paths(job, seg)
     key = f"{job.key}#{seg.index}"
@@ -391,16 +392,27 @@ def _message(e: BaseException) -> str:
     return lines[-1] if "Traceback" in text else lines[0]
 
 
-def _weights(weights: str | os.PathLike | None) -> tuple[str, str, bytes]:
+@dataclass(frozen=True)
+class _Blob:
+    """What travels to the workers: the weights, and their ONNX export when there is one (animecolor.runtime)."""
+
+    safetensors: bytes
+    onnx: bytes | None = None
+
+
+def _weights(weights: str | os.PathLike | None) -> tuple[str, str, _Blob]:
     from .colorize import DEFAULT_WEIGHTS
     from .model import WeightsError, read_metadata
+    from .runtime import find_export, onnx_available
 
     path = Path(weights) if weights else DEFAULT_WEIGHTS
     if weights is None and not path.is_file():
         raise WeightsError(f"shipped default weights are missing: {path} (pass --weights)")
     read_metadata(path)  # a clear error before any task starts
-    blob = path.read_bytes()
-    return path.name, hashlib.sha256(blob).hexdigest(), blob
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    export = find_export(path, sha) if onnx_available() else None
+    return path.name, sha, _Blob(data, export.read_bytes() if export else None)
 
 
 def _auto_segments(duration: float | None, workers: int, episodes: int) -> int:

@@ -256,7 +256,7 @@ def join_segments(
     parts = [Path(p) for p in parts]
     if not parts or segments is None or len(segments) != len(parts):
         raise ValueError("join_segments needs one colorized part per segment of the plan")
-    from .io import _copy_refusal  # same message as the episode pipeline
+    from .writers import copy_refusal  # same message as the episode pipeline
 
     pk, tb = _video_packets(src)
     seg_pts = [[pk[i][0] for i in range(s.first, s.end)] for s in segments]
@@ -276,7 +276,7 @@ def join_segments(
                 try:
                     side[idx] = out.add_stream_from_template(inp.streams[idx])
                 except (av.FFmpegError, ValueError) as e:
-                    raise ValueError(_copy_refusal(inp.streams[idx], idx, dst.suffix, e)) from None
+                    raise ValueError(copy_refusal(inp.streams[idx], idx, dst.suffix, e)) from None
             merged = heapq.merge(
                 ((_seconds(p), 0, p) for p in _retimed(parts, seg_pts, tb)),
                 ((_seconds(p), 1, p) for p in _packets(src, list(side))),

@@ -34,6 +34,7 @@ __all__ = [
     "choose_pix_fmt",
     "check_output_folder",
     "make_yuv_frame",
+    "copy_refusal",
 ]
 
 # Default --preset per encoder (x264/x265 take names, SVT-AV1 takes 0..13).
@@ -281,7 +282,7 @@ class _PtsFixer:
         return pts
 
 
-def _copy_refusal(tmpl, idx: int, suffix: str, err: Exception) -> str:
+def copy_refusal(tmpl, idx: int, suffix: str, err: Exception) -> str:
     """Why stream ``idx`` cannot be copied into the output, and the ways out."""
     drop = " or pass --subtitles drop" if tmpl.type == "subtitle" else ""
     if tmpl.codec_context is None:
@@ -345,7 +346,7 @@ class PyAVWriter(_ThreadedWriter):
                 self.side_map[idx] = self.out.add_stream_from_template(tmpl)
             except (av.FFmpegError, ValueError) as e:
                 self.out.close()
-                raise ValueError(_copy_refusal(tmpl, idx, path.suffix, e)) from None
+                raise ValueError(copy_refusal(tmpl, idx, path.suffix, e)) from None
 
     def configure(self, full_range: bool, rotation: float) -> None:
         """Set what is only known after the first decoded frame (before anything is written)."""
