@@ -166,6 +166,10 @@ def child_e2e(args) -> None:
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
     col, _ = load(args.weights, args.device, args.working_size, args.runtime)
+    if args.ort_spin:
+        from animecolor.runtime import OnnxColorizer
+
+        col = OnnxColorizer(col.base, col.path, spinning=True)
     col, setup = guided(col, args.mode, Path(args.src), args.reference, args.keyframe)
     res = colorize_video(args.src, args.dst, col, overwrite=True, crf=args.crf, preset=args.preset, batch_size=args.batch)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
@@ -214,6 +218,7 @@ def main() -> int:
     ap.add_argument("--mode", default="plain", help=argparse.SUPPRESS)
     ap.add_argument("--reference", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--keyframe", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--ort-spin", action="store_true", help="experiment: ONNX Runtime's idle threads spin (its own default)")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
     ap.add_argument("--dst", help=argparse.SUPPRESS)

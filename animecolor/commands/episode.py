@@ -69,9 +69,9 @@ def register(subparsers) -> None:
         "--threads",
         type=int,
         default=None,
-        help="CPU threads for the model (default: PyTorch's choice). On small CPUs the model, decoder and "
-        "encoder share the cores: with 2 cores, --threads 1 is ~30%% faster at 720p (where encoding dominates) "
-        "and ~15%% slower at 480p (see the README's benchmark)",
+        help="CPU threads for the model (default: PyTorch's choice, the core count). On small CPUs the model, "
+        "decoder and encoder share the cores; with 2 cores and ONNX Runtime, 1 thread was ~4%% slower at 480p "
+        "(see the README's benchmark)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages (errors still go to stderr)")
