@@ -53,7 +53,18 @@ def working_size(width: int, height: int, long_side: int = 256, multiple: int = 
 
 @runtime_checkable
 class Colorizer(Protocol):
-    """Predicts chroma for a batch of gray frames at working size."""
+    """Predicts chroma for a batch of gray frames at working size.
+
+    Optional capabilities, declared by attributes and honoured by every caller:
+
+    * ``uses_time = True``: called ``col(gray, times)`` (see :func:`apply_colorizer`;
+      the keyframe colorizer);
+    * ``needs_source_chroma = True``: the pipeline reads the source's own chroma
+      planes too and hands them over before each batch (``take_source(ys, uvs,
+      full_range)``), keeps ``frame_extras(n)`` beside each frame, and lets the
+      colorizer make the output planes (``merge(y, (ab, extra), subsampling,
+      full_range, matrix)``) (the keep-color colorizer, :mod:`animecolor.keepcolor`).
+    """
 
     output_stride: int
     name: str
