@@ -22,8 +22,7 @@ def _segments(text: str):
 
 
 def register(subparsers) -> None:
-    from ..pipeline import ENCODERS, SUBTITLES, default_temporal
-    from ..temporal import SMOOTHERS
+    from .episode import add_decoding_options, add_encode_options
 
     p = subparsers.add_parser(
         "batch",
@@ -49,16 +48,8 @@ def register(subparsers) -> None:
                         "PyTorch's choice)")
     p.add_argument("--weights", type=Path, default=None, help="model checkpoint (default: weights/default.safetensors)")
     p.add_argument("--device", default="auto", help="auto (CUDA when the cluster has GPUs; one GPU per task), cpu, cuda")
-    p.add_argument("--working-size", type=int, default=None, metavar="PX", help="as for episode")
-    p.add_argument("--temperature", type=float, default=None, metavar="T", help="as for episode")
-    p.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default: 32 on CUDA, 8 on CPU)")
-    p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=default_temporal(),
-                   help="temporal chroma smoother (default: %(default)s)")
-    p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
-    p.add_argument("--crf", type=int, default=18, help="constant rate factor (default 18)")
-    p.add_argument("--preset", default=None, help="encoder preset")
-    p.add_argument("--encoder", choices=ENCODERS, default="pyav", help="encode in-process (pyav) or with the ffmpeg program")
-    p.add_argument("--subtitles", choices=SUBTITLES, default="copy", help="copy (default) or drop subtitle streams")
+    add_decoding_options(p)
+    add_encode_options(p)
     p.add_argument("--overwrite", action="store_true",
                    help="replace outputs that exist but were not made from the same input, options and weights")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or table (errors still go to stderr)")

@@ -34,8 +34,6 @@ def build_guided(args, base, video: Path, warn):
 
 def register(subparsers) -> None:
     from .select import add_keep_color_options
-    from ..temporal import SMOOTHERS
-    from ..pipeline import ENCODERS, SUBTITLES, default_temporal
 
     p = subparsers.add_parser(
         "episode",
@@ -47,24 +45,11 @@ def register(subparsers) -> None:
     p.add_argument("output", type=Path, help="colorized video file to write (.mp4, .mkv, .mov, ...)")
     p.add_argument("--weights", type=Path, default=None, help="model checkpoint (default: weights/default.safetensors)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--working-size", type=int, default=None, metavar="PX",
-                   help="model input long side, multiple of 32 (default: the checkpoint's, 320 for the shipped "
-                        "weights); 256 is ~1.8x faster, a little less accurate")
-    p.add_argument("--temperature", type=float, default=None, metavar="T",
-                   help="color decoding temperature (default: the checkpoint's, 0.85 for the shipped weights); "
-                        "lower is more vivid, higher duller and safer")
+    add_decoding_options(p)
     add_guide_options(p)
     add_runtime_option(p)
     add_keep_color_options(p)
-    p.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default: 32 on CUDA, 8 on CPU)")
-    p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=default_temporal(), help="temporal chroma smoother (default: %(default)s; see docs/temporal.md)")
-    p.add_argument("--codec", default="libx264", help="video encoder: libx264 (default), libx265, libsvtav1, ...")
-    p.add_argument("--crf", type=int, default=18, help="constant rate factor (lower = better, default 18)")
-    p.add_argument("--preset", default=None, help="encoder preset (default: medium for x264/x265, 8 for SVT-AV1)")
-    p.add_argument("--encoder", choices=ENCODERS, default="pyav", help="encode in-process (pyav) or pipe to the ffmpeg program")
-    p.add_argument("--subtitles", choices=SUBTITLES, default="copy",
-                   help="copy the subtitle streams (default) or drop them, e.g. bitmap (PGS) subtitles that .mp4 "
-                        "cannot hold")
+    add_encode_options(p)
     p.add_argument(
         "--threads",
         type=int,
@@ -76,6 +61,32 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages (errors still go to stderr)")
     p.set_defaults(func=run)
+
+
+def add_decoding_options(p: argparse.ArgumentParser) -> None:
+    """--working-size and --temperature (episode and batch)."""
+    p.add_argument("--working-size", type=int, default=None, metavar="PX",
+                   help="model input long side, multiple of 32 (default: the checkpoint's, 320 for the shipped "
+                        "weights); 256 is ~1.8x faster, a little less accurate")
+    p.add_argument("--temperature", type=float, default=None, metavar="T",
+                   help="color decoding temperature (default: the checkpoint's, 0.85 for the shipped weights); "
+                        "lower is more vivid, higher duller and safer")
+
+
+def add_encode_options(p: argparse.ArgumentParser) -> None:
+    """Batch size, temporal smoother and the encoder settings (episode and batch)."""
+    from ..pipeline import ENCODERS, SUBTITLES, default_temporal
+    from ..temporal import SMOOTHERS
+
+    p.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default: 32 on CUDA, 8 on CPU)")
+    p.add_argument("--temporal", choices=sorted(SMOOTHERS), default=default_temporal(), help="temporal chroma smoother (default: %(default)s; see docs/temporal.md)")
+    p.add_argument("--codec", default="libx264", help="video encoder: libx264 (default), libx265, libsvtav1, ...")
+    p.add_argument("--crf", type=int, default=18, help="constant rate factor (lower = better, default 18)")
+    p.add_argument("--preset", default=None, help="encoder preset (default: medium for x264/x265, 8 for SVT-AV1)")
+    p.add_argument("--encoder", choices=ENCODERS, default="pyav", help="encode in-process (pyav) or pipe to the ffmpeg program")
+    p.add_argument("--subtitles", choices=SUBTITLES, default="copy",
+                   help="copy the subtitle streams (default) or drop them, e.g. bitmap (PGS) subtitles that .mp4 "
+                        "cannot hold")
 
 
 def add_runtime_option(p: argparse.ArgumentParser) -> None:
