@@ -296,9 +296,7 @@ def _onnx_colorizer(col: ModelColorizer, path: Path, runtime: str):
             return col
         raise RuntimeError("--runtime onnx needs the onnxruntime package (pip install onnxruntime)")
     digest = file_sha256(path)
-    export = rt.find_export(path, digest)
-    if export is None:
-        if runtime == "auto":
-            return col
-        export = rt.export_onnx(col.model, rt.cache_dir() / f"{digest}.onnx", digest)
-    return rt.OnnxColorizer(col, export)
+    found = rt.OnnxColorizer.from_weights(col, path, digest)
+    if found is not None or runtime == "auto":
+        return found or col
+    return rt.OnnxColorizer(col, rt.export_onnx(col.model, rt.cache_dir() / f"{digest}.onnx", digest))

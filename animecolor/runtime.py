@@ -81,14 +81,28 @@ def export_onnx(model, dst: str | os.PathLike, source_digest: str) -> Path:
     return dst
 
 
-def _recorded_digest(path: Path) -> str | None:
+def _session(path: Path, threads: int | None = None, spinning: bool = False):
+    """An ONNX Runtime session for the colorizer, with its thread settings."""
     import onnxruntime as ort
+    import torch
 
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or torch.get_num_threads()
+    so.inter_op_num_threads = 1
+    if not spinning:  # idle worker threads sleep instead of spinning: they share the cores with x264 (+6 % e2e)
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _matching_session(path: Path, digest: str, **opts):
+    """The session of the export at ``path`` when it recorded ``digest``, else None (also when unreadable)."""
+    if not path.is_file():
+        return None
     try:
-        meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
+        session = _session(path, **opts)
     except Exception:
         return None
-    return meta.custom_metadata_map.get("source_sha256")
+    return session if session.get_modelmeta().custom_metadata_map.get("source_sha256") == digest else None
 
 
 def cache_dir() -> Path:
@@ -96,12 +110,13 @@ def cache_dir() -> Path:
     return Path(base) / "animecolor"
 
 
+def _candidates(weights: Path, digest: str) -> tuple[Path, Path]:
+    return weights.with_suffix(".onnx"), cache_dir() / f"{digest}.onnx"
+
+
 def find_export(weights: Path, digest: str) -> Path | None:
     """An existing export of ``weights`` (beside it, or in the cache) whose recorded digest matches."""
-    for cand in (weights.with_suffix(".onnx"), cache_dir() / f"{digest}.onnx"):
-        if cand.is_file() and _recorded_digest(cand) == digest:
-            return cand
-    return None
+    return next((c for c in _candidates(weights, digest) if _matching_session(c, digest) is not None), None)
 
 
 class OnnxColorizer:
@@ -112,16 +127,9 @@ class OnnxColorizer:
     keyframe modes use for the network's feature maps.
     """
 
-    def __init__(self, base, onnx_path: str | os.PathLike, threads: int | None = None, spinning: bool = False):
-        import onnxruntime as ort
-        import torch
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or torch.get_num_threads()
-        so.inter_op_num_threads = 1
-        if not spinning:  # idle worker threads sleep instead of spinning: they share the cores with x264 (+6 % e2e)
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+    def __init__(self, base, onnx_path: str | os.PathLike, threads: int | None = None, spinning: bool = False,
+                 session=None):
+        self.session = session or _session(Path(onnx_path), threads, spinning)
         self.path = Path(onnx_path)
         self.base = base
         self.model = base.model
@@ -132,6 +140,16 @@ class OnnxColorizer:
         self.runtime = "onnx"
         self._lut, self._ctx = base._lut, base._ctx
         self._lut_np = base._lut.numpy()
+
+    @classmethod
+    def from_weights(cls, base, weights: Path, digest: str) -> "OnnxColorizer | None":
+        """``base`` run from an existing export of ``weights`` (see :func:`find_export`); the session that
+        checked the export's digest is the one that runs, so the export is loaded once."""
+        for cand in _candidates(weights, digest):
+            session = _matching_session(cand, digest)
+            if session is not None:
+                return cls(base, cand, session=session)
+        return None
 
     def working_size(self, width: int, height: int) -> tuple[int, int]:
         return self.base.working_size(width, height)
