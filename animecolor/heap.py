@@ -17,23 +17,46 @@ import ctypes
 import ctypes.util
 import sys
 
-__all__ = ["fix_mmap_threshold", "MMAP_THRESHOLD"]
+__all__ = ["fix_mmap_threshold", "malloc_stats", "MMAP_THRESHOLD"]
 
 MMAP_THRESHOLD = 1 << 20
 _M_MMAP_THRESHOLD = -3  # malloc.h
 _done = False
 
 
+def _libc_function(name: str):
+    """A function of the C library, or None (not Linux, or a libc without it: musl has no mallopt)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold (no-op elsewhere, and after the first call); True when it was set."""
     global _done
-    if _done or not sys.platform.startswith("linux"):
+    if _done:
         return False
     _done = True
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(_M_MMAP_THRESHOLD, nbytes))
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def malloc_stats() -> tuple[int, int] | None:
+    """glibc's (bytes in use, free bytes it holds) over all its heaps and mappings (``mallinfo2``); None elsewhere."""
+    mallinfo2 = _libc_function("mallinfo2")
+    if mallinfo2 is None:
+        return None
+    mallinfo2.restype = _MallInfo2
+    m = mallinfo2()
+    return m.uordblks + m.hblkhd, m.fordblks

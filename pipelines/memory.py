@@ -57,20 +57,12 @@ def make_source(path: Path, frames: int, width: int = 1920, height: int = 1080, 
     return path
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-
 def heap_mib() -> tuple[float, float]:
     """glibc's (in use, held free) heap bytes in MiB; (nan, nan) where mallinfo2 is missing."""
-    try:
-        f = ctypes.CDLL("libc.so.6").mallinfo2
-    except (OSError, AttributeError):
-        return float("nan"), float("nan")
-    f.restype = _MallInfo2
-    m = f()
-    return (m.uordblks + m.hblkhd) / 2**20, m.fordblks / 2**20
+    from animecolor.heap import malloc_stats
+
+    stats = malloc_stats()
+    return (stats[0] / 2**20, stats[1] / 2**20) if stats else (float("nan"), float("nan"))
 
 
 def rss_mib() -> float:

@@ -7,25 +7,19 @@ import sys
 import pytest
 
 SCRIPT = r"""
-import ctypes, sys
+import sys
 import numpy as np
-from animecolor.heap import fix_mmap_threshold
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+from animecolor.heap import fix_mmap_threshold, malloc_stats
 
 if sys.argv[1] == "fixed":
     assert fix_mmap_threshold()
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo2
 kept = []
 for _ in range(5):  # big buffers freed between small long-lived ones (a batch's activations vs. state)
     big = [np.ones(3 << 20, np.uint8) for _ in range(8)]
     for b in big:
         kept.append(np.ones(4096, np.uint8))
     del big
-print(libc.mallinfo2().fordblks >> 20)
+print(malloc_stats()[1] >> 20)
 """
 
 
