@@ -44,6 +44,7 @@ import torch.nn.functional as TF
 from . import frames as fr
 from .color import rgb_to_lab, y_to_gray
 from .colorize import Colorizer, ModelColorizer, apply_colorizer
+from .propagate import PROPAGATE_PARAMS, KeyframeTrack, PropagateParams
 
 __all__ = [
     "MatchParams",
@@ -77,6 +78,7 @@ class MatchParams:
     memory: float | None = None  # keyframes: also match the previous colored frame, its similarities lowered by this
     fallback: str = "model"  # where matches are weak (gate): "model" (the base model's prediction) or "gray" (no color)
     pos_weight: float = 0.0  # similarity cost of distance in the picture (squared, frame fractions)
+    vivid: float = 1.0  # > 1: mixed a/b rescaled toward the mixed colors' mean magnitude, by at most this factor
     max_positions: int = 4096  # cap on reference cells kept in the bank (a random subset beyond it)
     chunk: int = 2048  # target cells per similarity block (bounds memory)
 
@@ -364,9 +366,9 @@ class ReferenceBank:
 
     feats: torch.Tensor  # (M, C) unit vectors
     pos: torch.Tensor  # (M, 2) cell centre (x, y) as fractions of the frame
-    sums: torch.Tensor  # (M, B, 2) band-smoothed a/b sums, normalized per cell
+    sums: torch.Tensor  # (M, B, 3) band-smoothed sums of a, b and |(a, b)|, normalized per cell
     counts: torch.Tensor  # (M, B) band-smoothed pixel counts, normalized per cell
-    global_sums: torch.Tensor  # (B, 2)
+    global_sums: torch.Tensor  # (B, 3)
     global_counts: torch.Tensor  # (B,)
     frames: int = 0
     names: list[str] = field(default_factory=list)
@@ -381,7 +383,8 @@ class ReferenceBank:
         bands = self.global_counts.shape[0]
         g = torch.arange(256)
         lo, hi, w = _band_coords(g, bands)
-        s = self.global_sums[lo] * (1 - w)[:, None] + self.global_sums[hi] * w[:, None]
+        gs = self.global_sums[:, :2]
+        s = gs[lo] * (1 - w)[:, None] + gs[hi] * w[:, None]
         c = self.global_counts[lo] * (1 - w) + self.global_counts[hi] * w
         return (s / c.clamp_min(1e-6)[:, None]).cpu().numpy().astype(np.float32)
 
@@ -393,7 +396,8 @@ def _cell_pos(hc: int, wc: int) -> torch.Tensor:
 
 
 def _cell_tables(gray: np.ndarray, ab: np.ndarray, cell: int, bands: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cell band sums ``(h/cell*w/cell, B, 2)`` and counts ``(.., B)`` of one frame at working size."""
+    """Per-cell band sums ``(h/cell*w/cell, B, 3)`` of a, b and the chroma magnitude ``|(a, b)|``, and counts
+    ``(.., B)``, of one frame at working size."""
     h, w = gray.shape
     hc, wc = h // cell, w // cell
     band = np.minimum(gray.astype(np.int64) * bands // 256, bands - 1)
@@ -405,7 +409,8 @@ def _cell_tables(gray: np.ndarray, ab: np.ndarray, cell: int, bands: int) -> tup
     counts = np.bincount(key, minlength=n).astype(np.float32)
     sa = np.bincount(key, weights=ab[..., 0].reshape(-1), minlength=n).astype(np.float32)
     sb = np.bincount(key, weights=ab[..., 1].reshape(-1), minlength=n).astype(np.float32)
-    return np.stack([sa, sb], -1).reshape(hc * wc, bands, 2), counts.reshape(hc * wc, bands)
+    sm = np.bincount(key, weights=np.hypot(ab[..., 0], ab[..., 1]).reshape(-1), minlength=n).astype(np.float32)
+    return np.stack([sa, sb, sm], -1).reshape(hc * wc, bands, 3), counts.reshape(hc * wc, bands)
 
 
 def encode_references(
@@ -419,7 +424,7 @@ def encode_references(
     params = params or REFERENCE_PARAMS
     feat = _Features(base, params.features)
     F_list, S_list, C_list, P_list = [], [], [], []
-    g_s = torch.zeros(params.bands, 2)
+    g_s = torch.zeros(params.bands, 3)
     g_c = torch.zeros(params.bands)
     n = 0
     for rgb in rgb_frames:
@@ -519,10 +524,11 @@ def transfer(
     params = params or REFERENCE_PARAMS
     N, C, hc, wc = feats.shape
     B = params.bands
+    K = bank.sums.shape[-1]  # a, b, |(a, b)|
     q = feats.permute(0, 2, 3, 1).reshape(-1, C)
     qpos = _cell_pos(hc, wc).to(q.device).repeat(N, 1) if params.pos_weight > 0 else None
     k = min(params.top_k, bank.positions)
-    mix_s = torch.empty(q.shape[0], B, 2, device=q.device)
+    mix_s = torch.empty(q.shape[0], B, K, device=q.device)
     mix_c = torch.empty(q.shape[0], B, device=q.device)
     best = torch.empty(q.shape[0], device=q.device)
     for i in range(0, q.shape[0], params.chunk):
@@ -539,18 +545,23 @@ def transfer(
     mix_s = mix_s + params.prior * bank.global_sums
     mix_c = mix_c + params.prior * bank.global_counts
     # (N, 3B, hc, wc) -> upsample to the a/b grid
-    grid = torch.cat([mix_s.reshape(-1, 2 * B), mix_c], 1).reshape(N, hc, wc, 3 * B).permute(0, 3, 1, 2)
+    grid = torch.cat([mix_s.reshape(-1, K * B), mix_c], 1).reshape(N, hc, wc, (K + 1) * B).permute(0, 3, 1, 2)
     h, w = gray_ab.shape[-2:]
     grid = TF.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)
-    s = grid[:, : 2 * B].reshape(N, B, 2, h, w)
-    c = grid[:, 2 * B :]
+    s = grid[:, : K * B].reshape(N, B, K, h, w)
+    c = grid[:, K * B :]
     lo, hi, t = _band_coords(gray_ab.to(grid.device), B)
     lo, hi = lo.unsqueeze(1), hi.unsqueeze(1)
     t = t.unsqueeze(1)
     c_pix = c.gather(1, lo) * (1 - t) + c.gather(1, hi) * t  # (N, 1, h, w)
     a_pix = s[:, :, 0].gather(1, lo) * (1 - t) + s[:, :, 0].gather(1, hi) * t
     b_pix = s[:, :, 1].gather(1, lo) * (1 - t) + s[:, :, 1].gather(1, hi) * t
-    ab = torch.cat([a_pix, b_pix], 1) / c_pix.clamp_min(1e-8)
+    c_pix = c_pix.clamp_min(1e-8)
+    ab = torch.cat([a_pix, b_pix], 1) / c_pix
+    if params.vivid > 1:  # the mean's hue at the mean chroma magnitude (mixing hues pales the mean), gain at most `vivid`
+        mag = (s[:, :, 2].gather(1, lo) * (1 - t) + s[:, :, 2].gather(1, hi) * t) / c_pix
+        gain = (mag / ab.norm(dim=1, keepdim=True).clamp_min(1e-3)).clamp_(1.0, params.vivid)
+        ab = ab * gain
     return ab, best.reshape(N, hc, wc)
 
 
@@ -666,12 +677,19 @@ class KeyframeColorizer:
     shot, cells that match the keyframe weakly (new content, a dissolve the
     cut test missed) blend toward the base model (``params.gate``), or a
     learned ``refiner`` (:mod:`animecolor.refine`) replaces that gate.
+    With ``propagate`` (default on), each frame from a keyframe on also gets
+    that keyframe's own chroma carried by optical flow
+    (:mod:`animecolor.propagate`) wherever the track still matches the
+    keyframe's brightness; frames of a shot before its first keyframe use
+    the matching alone.
 
     It needs each frame's time: ``uses_time = True`` makes every caller go
     through :func:`animecolor.colorize.apply_colorizer` with the times.
     """
 
     uses_time = True
+    #: Flow propagation follows frames in order; a step back in time or a jump longer than this restarts from the keyframe.
+    MAX_STEP_S = 0.5
 
     def __init__(
         self,
@@ -683,6 +701,7 @@ class KeyframeColorizer:
         name: str = "keyframes",
         method: str = "match",
         refiner=None,
+        propagate: PropagateParams | None = PROPAGATE_PARAMS,
     ):
         if not keyframes:
             raise ReferenceError("no keyframes given")
@@ -703,6 +722,8 @@ class KeyframeColorizer:
             self._by_shot.setdefault(self.shot_of(kf.time), []).append(kf)
         self._cached: tuple[int, ReferenceBank] | None = None  # one shot's bank at a time: memory stays flat
         self._memory: tuple[int, list] | None = None  # (shot, [previous frame's bank]) when params.memory is set
+        self.propagate = propagate  # carry the keyframe's chroma along the shot by optical flow (animecolor.propagate)
+        self._track: list | None = None  # [shot, keyframe index, last frame's time, KeyframeTrack]
 
     def shot_of(self, t: float) -> int:
         """Index of the shot holding time ``t`` (0 before the first cut)."""
@@ -738,7 +759,32 @@ class KeyframeColorizer:
                 if self._memory is None or self._memory[0] != shot:
                     self._memory = (shot, [None])
                 out[sel] = self._ref.colorize_with(self._bank(shot), gray[sel], self._memory[1])
+                if self.propagate is not None:
+                    for i in sel:
+                        out[i] = self._carry(shot, kfs, gray[i], float(times[i]), out[i])
         return out
+
+    def _carry(self, shot: int, kfs: list[Keyframe], gray: np.ndarray, t: float, ab: np.ndarray) -> np.ndarray:
+        """Blend the latest keyframe's chroma, followed by optical flow up to this frame, over ``ab``
+        where the track holds (frames before the shot's first keyframe keep ``ab``)."""
+        k = max((j for j, kf in enumerate(kfs) if kf.time <= t + 1e-6), default=None)
+        if k is None:
+            return ab
+        tr = self._track
+        if tr is None or tuple(tr[:2]) != (shot, k) or not tr[2] <= t <= tr[2] + self.MAX_STEP_S:
+            # a new keyframe, or frames not in order (preview, a segment's start): follow from the keyframe itself
+            h, w = gray.shape
+            rgb = cv2.resize(kfs[k].rgb, (w, h), interpolation=cv2.INTER_AREA) if kfs[k].rgb.shape[:2] != (h, w) else kfs[k].rgb
+            tr = [shot, k, t, KeyframeTrack(gray_of_rgb(rgb), rgb_to_lab(rgb)[..., 1:], self.propagate)]
+            self._track = tr
+        tr[2] = t
+        carried, trust = tr[3].step(gray)
+        hs, ws = ab.shape[:2]
+        if carried.shape[:2] != (hs, ws):
+            carried = cv2.resize(carried, (ws, hs), interpolation=cv2.INTER_AREA)
+            trust = cv2.resize(trust, (ws, hs), interpolation=cv2.INTER_AREA)
+        trust = trust[..., None]
+        return trust * carried + (1.0 - trust) * ab
 
 
 # --------------------------------------------------------------------------- building from user input

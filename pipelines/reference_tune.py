@@ -36,6 +36,7 @@ from animecolor import reference as R  # noqa: E402
 from animecolor.color import rgb_to_lab  # noqa: E402
 from animecolor.colorize import LutColorizer, load_colorizer  # noqa: E402
 from animecolor.evaluate import iter_color_frames  # noqa: E402
+from animecolor.propagate import PropagateParams  # noqa: E402
 from animecolor.refine import load_refiner  # noqa: E402
 
 
@@ -85,8 +86,9 @@ def run_reference(base, data, n, grid, refiners=()):
                 print(name, n, kw, "refiner", rpath, score(frames, ab), f"{ms:.1f} ms/frame", flush=True)
 
 
-def shots_of(path, stride=3, max_side=320):
-    """[(keyframe rgb, [(y, gt), ...])]: each shot's first fully faded-in colored frame, then every 3rd frame."""
+def shots_of(path, stride=3, max_side=320, feed=0):
+    """[(keyframe rgb, [(y, gt), ...])]: each shot's first fully faded-in colored frame, then every 3rd frame
+    (every ``feed``-th with ``feed``: the colorizers then see those frames and every ``stride // feed``-th is scored)."""
     cuts = R.scan_shots(path).cuts
     shots: list[list] = []
     with av.open(str(path)) as c:
@@ -109,28 +111,39 @@ def shots_of(path, stride=3, max_side=320):
         ok = [i for i, (_, gt) in enumerate(sh) if gt.std() > 8 and cfs[i] >= 0.5 * med
               and np.percentile(np.sqrt((rgb_to_lab(gt)[..., 1:] ** 2).sum(-1)), 90) > 5]
         if ok and len(sh) - ok[0] - 1 >= 4 * stride:
-            out.append((sh[ok[0]][1], sh[ok[0] + 1 :: stride]))
+            out.append((sh[ok[0]][1], sh[ok[0] + 1 :: feed] if feed else sh[ok[0] + 1 :: stride]))
     return out
 
 
-def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True):
+def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True, props=(None,), feed=0, popeye=False):
     paths = [data / "general/sintel_trailer_480p.mp4", data / "general/bbb_480p_30s.mp4",
              data / "general/toasttv_veo/penny_and_chip_beach_surfing.mp4", data / "general/toasttv_veo/penny_and_chip_rpi.mp4"]
     if not include_bbb:  # the base model trained on Big Buck Bunny 0-25 s: its fallback is in-sample there
         paths = [p for p in paths if "bbb" not in p.name]
-    shots = [(p.name[:12], kf, fs) for p in paths for kf, fs in shots_of(p)]
-    print(len(shots), "shots,", sum(len(f) for _, _, f in shots), "frames", flush=True)
+    if popeye:  # 1936 film, unlike the base model's training material (segment 3 is the reference test, not used here)
+        paths += [data / "series/popeye/pgs_T00-1.mkv", data / "series/popeye/pgs_T01-2.mkv"]
+    shots = [(p.name[:12].replace("pgs_T0", "popeye"), kf, fs) for p in paths for kf, fs in shots_of(p, feed=feed)]
+    every = 3 // feed if feed else 1  # every-th colorizer output is scored (the same frames as without feed)
+    per: dict = {}
+    for src, _, f in shots:
+        per[src] = per.get(src, 0) + len(f[:: 3 // feed if feed else 1])
+    print(len(shots), "shots,", sum(per.values()), "scored frames", per, flush=True)
 
     def total(fn):
         res: dict = {}
-        for src, kf, fs in shots:
-            d, c = score(fs, fn(kf, fs))
+        for src, kf, fs_all in shots:
+            ab = fn(kf, fs_all)
+            fs = fs_all[::every]
+            d, c = score(fs, ab[::every])
             r = res.setdefault(src, [0.0, 0.0, 0])
             r[0] += d * len(fs)
             r[1] += c * len(fs)
             r[2] += len(fs)
         al = [sum(r[k] for r in res.values()) for k in range(3)]
-        return {k: (round(r[0] / r[2], 2), round(r[1] / r[2], 2)) for k, r in list(res.items()) + [("all", al)]}
+        out = {k: (round(r[0] / r[2], 2), round(r[1] / r[2], 2)) for k, r in list(res.items()) + [("all", al)]}
+        rest = [sum(r[k] for s_, r in res.items() if not s_.startswith("bbb")) for k in range(3)]  # BBB: in the base model training data
+        out["all but bbb"] = (round(rest[0] / rest[2], 2), round(rest[1] / rest[2], 2))
+        return out
 
     def gray_of(fs):
         size = base.working_size(fs[0][0].shape[1], fs[0][0].shape[0])
@@ -142,19 +155,22 @@ def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True
 
     if baselines:
         print("default model", total(model), flush=True)
-        print("copy keyframe", total(lambda kf, fs: [R.copy_keyframe_chroma(kf, gray_of(fs)[0], 2)] * len(fs)), flush=True)
+        print("copy keyframe", total(lambda kf, fs: np.stack([R.copy_keyframe_chroma(kf, gray_of(fs)[0], 2)] * len(fs))), flush=True)
     for kw in grid:
         for rpath in refiners or [None]:
-            p = params_of(kw, R.KEYFRAME_PARAMS)
-            refiner = None if rpath is None else load_refiner(rpath)
+            for prop in props:
+                p = params_of(kw, R.KEYFRAME_PARAMS)
+                refiner = None if rpath is None else load_refiner(rpath)
+                pp = None if prop is None else PropagateParams(**prop)
 
-            def run(kf, fs):
-                size, g = gray_of(fs)
-                col = R.KeyframeColorizer(base, [R.Keyframe(cv2.resize(kf, size, interpolation=cv2.INTER_AREA), 0.0)], params=p,
-                                          refiner=refiner)
-                return np.concatenate([col(g[i : i + 16], [1.0] * len(g[i : i + 16])) for i in range(0, len(g), 16)])
+                def run(kf, fs):
+                    size, g = gray_of(fs)
+                    col = R.KeyframeColorizer(base, [R.Keyframe(cv2.resize(kf, size, interpolation=cv2.INTER_AREA), 0.0)], params=p,
+                                              refiner=refiner, propagate=pp)
+                    times = np.arange(1, len(g) + 1) / 30.0  # the keyframe is at 0, then the frames in order
+                    return np.concatenate([col(g[i : i + 16], times[i : i + 16]) for i in range(0, len(g), 16)])
 
-            print("keyframe", kw, "refiner", rpath, total(run), flush=True)
+                print("keyframe", kw, "refiner", rpath, "propagate", prop, total(run), flush=True)
 
 
 def main() -> int:
@@ -165,8 +181,13 @@ def main() -> int:
     ap.add_argument("--no-bbb", action="store_true", help="keyframe: leave out Big Buck Bunny 0-30 s (the base model's training data)")
     ap.add_argument("--refiner", nargs="+", default=[], metavar="PATH",
                     help="learned refiners (animecolor/refine.py) to try, each with every grid setting; 'none' = without")
+    ap.add_argument("--feed", type=int, default=0, choices=[0, 1, 3],
+                    help="keyframe: colorizers see every N-th frame of the shot (1: all, as in episode), the same every-3rd frames are scored; 0: only the scored frames")
+    ap.add_argument("--popeye", action="store_true", help="keyframe: add the shots of Popeye segments 1 and 2 (1936 film)")
     ap.add_argument("--no-baselines", action="store_true", help="keyframe: skip the default-model and copy rows")
     ap.add_argument("--grid", default="[{}]", help="JSON list of MatchParams overrides (default settings: {})")
+    ap.add_argument("--propagate", default="[null]",
+                    help="keyframe: JSON list of PropagateParams overrides ({} = defaults, null = no flow propagation)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     base = load_colorizer()
@@ -175,7 +196,8 @@ def main() -> int:
     if args.mode == "reference":
         run_reference(base, args.data, args.frames, grid, refs)
     else:
-        run_keyframe(base, args.data, grid, not args.no_bbb, refs, not args.no_baselines)
+        run_keyframe(base, args.data, grid, not args.no_bbb, refs, not args.no_baselines, json.loads(args.propagate), args.feed,
+                     args.popeye)
     return 0
 
 

@@ -81,6 +81,23 @@ def test_keyframe_stays_in_its_shot(base):
         apply_colorizer(kf, gray, None)
 
 
+def test_flow_propagation_follows_frames_in_order_only(base):
+    # frames given out of order (preview, a segment's start) are followed from the keyframe itself:
+    # a frame after unrelated later frames gets what it gets alone
+    W, H = 192, 128
+    size = base.working_size(W, H)
+    gray = np.stack([fr.model_input(fr.rgb_to_y(clip_frame(i, W, H, gray=False)), size) for i in range(6)])
+
+    def kf_col(propagate=R.PROPAGATE_PARAMS):
+        return R.KeyframeColorizer(base, [R.Keyframe(clip_frame(0, W, H, gray=False), 0.0)], propagate=propagate)
+
+    alone = apply_colorizer(kf_col(), gray[2:3], [2 / 12])
+    col = kf_col()
+    apply_colorizer(col, gray[3:6], [3 / 12, 4 / 12, 5 / 12])
+    assert np.allclose(apply_colorizer(col, gray[2:3], [2 / 12]), alone, atol=1e-4)
+    assert not np.allclose(alone, apply_colorizer(kf_col(None), gray[2:3], [2 / 12]), atol=0.5)  # propagation did something
+
+
 def test_plain_colorizers_are_called_without_times():
     col = ConstColorizer()
     out = apply_colorizer(col, np.zeros((2, 32, 32), np.uint8), [0.0, 0.1])

@@ -1,0 +1,92 @@
+"""Carry a colored keyframe's chroma along its shot by optical flow.
+
+A :class:`KeyframeTrack` follows every pixel of the current frame back to the
+keyframe: the backward flow of each frame to the one before it (OpenCV DIS,
+:func:`animecolor.temporal.dis_flow`) is composed into one map from the
+current frame to the keyframe, so the keyframe's own chroma is sampled once
+per frame (no blur piling up frame after frame).  Whether a pixel's track
+still holds is checked against the keyframe itself: the keyframe's gray at
+the tracked place must match the frame's gray (a window-averaged absolute
+difference between ``err_lo`` and ``err_hi`` gray levels blends from the
+carried color to whatever the caller has there: the correspondence transfer
+of :mod:`animecolor.reference`).  Pixels tracked out of the picture, newly
+uncovered or changed content fail the check and fall back.
+
+Used by :class:`animecolor.reference.KeyframeColorizer`; settings picked on
+validation shots (docs/reference.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .temporal import dis_flow
+
+__all__ = ["PropagateParams", "PROPAGATE_PARAMS", "KeyframeTrack"]
+
+
+@dataclass(frozen=True)
+class PropagateParams:
+    """Settings of the flow propagation (defaults picked on validation shots: docs/reference.md)."""
+
+    err_lo: float = 6.0  # gray levels: a tracked pixel this close to the keyframe's takes its color fully
+    err_hi: float = 18.0  # and from this far on the fallback's
+    window: int = 5  # the difference is averaged over this square window (pixels at working size)
+    finest_scale: int = 1  # DIS pyramid level where the flow stops (0 = full working size)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.err_lo < self.err_hi:
+            raise ValueError(f"propagation needs 0 <= err_lo < err_hi, got {self.err_lo}, {self.err_hi}")
+        if self.window < 1:
+            raise ValueError(f"propagation window must be >= 1, got {self.window}")
+
+
+PROPAGATE_PARAMS = PropagateParams()
+
+_OUT = -1.0e4  # map value for "tracked out of the picture"
+
+
+class KeyframeTrack:
+    """One keyframe followed through the frames after it, one frame at a time.
+
+    ``key_gray``: uint8 ``(h, w)`` gray of the keyframe at working size;
+    ``key_ab``: float32 ``(h, w, 2)`` its a/b at the same size.
+    """
+
+    def __init__(self, key_gray: np.ndarray, key_ab: np.ndarray, params: PropagateParams | None = None):
+        if key_gray.dtype != np.uint8 or key_gray.ndim != 2 or key_ab.shape != key_gray.shape + (2,):
+            raise ValueError(f"keyframe track needs uint8 (h, w) gray and (h, w, 2) a/b, got {key_gray.shape} {key_ab.shape}")
+        self.params = params or PROPAGATE_PARAMS
+        self.key_gray = np.ascontiguousarray(key_gray)
+        self.key_gray_f = key_gray.astype(np.float32)
+        self.key_ab = np.ascontiguousarray(key_ab, dtype=np.float32)
+        h, w = key_gray.shape
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        self._grid = np.stack([gx, gy], -1)
+        self.map = self._grid.copy()  # where each pixel of the previous frame lies in the keyframe
+        self.prev = self.key_gray
+
+    def step(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Next frame (uint8 ``(h, w)`` at working size) -> the keyframe's a/b carried onto it
+        ``(h, w, 2)`` and the trust in it ``(h, w)`` in [0, 1]."""
+        if gray.shape != self.key_gray.shape:
+            raise ValueError(f"frame {gray.shape} is not the keyframe's size {self.key_gray.shape}")
+        p = self.params
+        flow = dis_flow(gray, self.prev, p.finest_scale)  # gray(x) ~ prev(x + flow(x))
+        at = self._grid + flow
+        self.map = cv2.remap(self.map, at[..., 0], at[..., 1], cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=(_OUT, _OUT, 0, 0))
+        self.prev = gray
+        mx, my = self.map[..., 0], self.map[..., 1]
+        h, w = gray.shape
+        inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+        key_at = cv2.remap(self.key_gray_f, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        ab = cv2.remap(self.key_ab, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        err = np.abs(key_at - gray.astype(np.float32))
+        if p.window > 1:
+            err = cv2.blur(err, (p.window, p.window))
+        trust = np.clip((p.err_hi - err) / (p.err_hi - p.err_lo), 0.0, 1.0)
+        trust[~inside] = 0.0
+        return ab, trust

@@ -1,0 +1,56 @@
+"""Flow propagation of a keyframe's chroma (animecolor.propagate)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from animecolor.propagate import KeyframeTrack, PropagateParams
+
+H, W = 96, 128
+RED, BLUE = (40.0, 25.0), (10.0, -45.0)
+
+
+def _scene(x: int) -> tuple[np.ndarray, np.ndarray]:
+    """Textured gray background (blue) with a brighter textured square (red) at column ``x``."""
+    rng = np.random.default_rng(0)
+    tex = rng.integers(0, 60, size=(H // 4, (W + 64) // 4), dtype=np.uint8).repeat(4, 0).repeat(4, 1)
+    gray = (60 + tex[:, 32 : 32 + W]).astype(np.uint8)
+    ab = np.empty((H, W, 2), np.float32)
+    ab[:] = BLUE
+    gray[30:62, x : x + 32] = 160 + tex[30:62, :32]
+    ab[30:62, x : x + 32] = RED
+    return gray, ab
+
+
+def test_track_carries_the_keyframe_color_with_the_motion():
+    g0, ab0 = _scene(20)
+    track = KeyframeTrack(g0, ab0)
+    for x in range(22, 42, 2):  # the square moves 20 px right in 10 frames
+        g, ab_true = _scene(x)
+        carried, trust = track.step(g)
+    inner = (slice(36, 56), slice(x + 6, x + 26))
+    assert np.abs(carried[inner] - np.array(RED)).max() < 3.0  # red followed the square
+    assert trust[inner].mean() > 0.9
+    # where the square was in the keyframe the background shows now: the red there is not trusted
+    left = (slice(36, 56), slice(22, 34))
+    assert trust[left].mean() < 0.2
+
+
+def test_trust_falls_where_the_frame_no_longer_matches_the_keyframe():
+    g0, ab0 = _scene(20)
+    track = KeyframeTrack(g0, ab0)
+    g = g0.copy()
+    g[:, W // 2 :] = 255 - g[:, W // 2 :]  # new content on the right half
+    _, trust = track.step(g)
+    assert trust[:, : W // 2 - 8].mean() > 0.9
+    assert trust[:, W // 2 + 8 :].mean() < 0.2
+
+
+def test_params_and_sizes_are_checked():
+    with pytest.raises(ValueError):
+        PropagateParams(err_lo=10, err_hi=5)
+    g0, ab0 = _scene(20)
+    with pytest.raises(ValueError):
+        KeyframeTrack(g0, ab0[..., :1])
+    with pytest.raises(ValueError):
+        KeyframeTrack(g0, ab0).step(g0[:-2])
