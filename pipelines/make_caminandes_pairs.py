@@ -13,8 +13,12 @@ Lab a/b zeroed outside the mask (same L)::
     OUT/sheet_{train,val,test}.png       every frame with its mask's outline, to check by eye
 
 Splits by shot, as the JSON says: training shots from sequences SE01 and SE03,
-validation shots (SE01_SH06, SE03_SH08) kept apart for choosing settings, test
-shots all from SE02.  Within a split the pairs are named ``RANK_SHOT_fFRAME``
+validation shots (SE01_SH06, SE03_SH08 with Koro; SE01_SH05, SE03_SH05 without)
+kept apart for choosing settings, test shots all from SE02.  Frames without Koro
+(``"box": null``) give an all-gray target: things the mask must leave out, such
+as the orange water crane and the wooden sleepers; ``--no-empty-shots`` leaves
+out the shots without Koro.
+Within a split the pairs are named ``RANK_SHOT_fFRAME``
 with the rank going round the shots, so "the first 10 / 30" pairs (``select
 train --max-pairs N``) are nested and span the shots.
 
@@ -106,11 +110,14 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=DATA, help="Caminandes 3 shots (default %(default)s)")
     ap.add_argument("--annotations", type=Path, default=ANNOTATIONS)
     ap.add_argument("--split", nargs="+", default=["train", "val", "test"])
+    ap.add_argument("--no-empty-shots", action="store_true",
+                    help="leave out the shots without the subject (all their frames \"box\": null)")
     args = ap.parse_args(argv)
     ann = json.loads(args.annotations.read_text())
     width = int(ann["size"])
     for split in args.split:
-        shots = {s: a for s, a in ann["shots"].items() if a["split"] == split}
+        shots = {s: a for s, a in ann["shots"].items() if a["split"] == split
+                 and not (args.no_empty_shots and all(f["box"] is None for f in a["frames"].values()))}
         if not shots:
             print(f"make_caminandes_pairs: error: no {split} shots in {args.annotations}", file=sys.stderr)
             return 1

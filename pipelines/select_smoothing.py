@@ -17,6 +17,8 @@ setting), then the guided filter's radius and eps (EMA at the checkpoint's
 setting).  Choose on validation pairs (runs/cam_pairs/val), not on the test pairs::
 
     python pipelines/select_smoothing.py runs/cam/n30/best.safetensors runs/cam_pairs/val
+    python pipelines/select_smoothing.py runs/cam/n30/best.safetensors runs/cam_pairs/test --shot SE02_SH07 \\
+        --ema 1 0.5 --radius 4 --eps 1e-3                    # report only: the chosen settings on a test shot
 """
 from __future__ import annotations
 
@@ -87,6 +89,7 @@ def main(argv=None) -> int:
     ap.add_argument("weights", type=Path)
     ap.add_argument("pairs", type=Path, help="pairs from make_caminandes_pairs.py (e.g. runs/cam_pairs/val)")
     ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--shot", nargs="+", default=None, help="only these shots of PAIRS (e.g. SE02_SH07)")
     ap.add_argument("--ema", type=float, nargs="+", default=[1.0, 0.7, 0.5, 0.3, 0.2])
     ap.add_argument("--radius", type=int, nargs="+", default=[0, 2, 4, 8])
     ap.add_argument("--eps", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2])
@@ -99,7 +102,12 @@ def main(argv=None) -> int:
         if m is None:
             print(f"select_smoothing: error: pair {name} is not named RANK_SHOT_fFRAME", file=sys.stderr)
             return 1
+        if args.shot and m.group(1) not in args.shot:
+            continue
         shots.setdefault(m.group(1), {"truth": {}})["truth"][int(m.group(2))] = load_pair(ip, tp)
+    if not shots:
+        print(f"select_smoothing: error: no pairs of {args.shot} in {args.pairs}", file=sys.stderr)
+        return 1
     for shot, s in shots.items():
         some = next(iter(s["truth"].values()))[0]
         frames = list(shot_frames(shot_path(args.data, shot), some.shape[1]))
