@@ -192,3 +192,35 @@ def test_keep_color_on_a_bw_video_and_in_preview(trained, tmp_path):
     png = tmp_path / "prev.png"
     assert main(["preview", str(color), "--at", "0", "-o", str(png), "--keep-color", str(weights)]) == 0
     assert png.is_file()
+
+
+def test_caminandes_pairs_grabcut_follows_the_box_and_strokes():
+    """pipelines/make_caminandes_pairs.py: GrabCut seeded by a box finds the subject; a bg stroke drops a look-alike."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pipelines"))
+    from make_caminandes_pairs import grabcut, gray_outside
+
+    img, mask = scene(3, 96, 72)
+    ys, xs = np.nonzero(mask)
+    box = [int(xs.min()) - 4, int(ys.min()) - 4, int(xs.max()) + 5, int(ys.max()) + 5]
+    got = grabcut(img, {"box": box}) > 127
+    t = mask > 0.5
+    assert (got & t).sum() / (got | t).sum() > 0.9
+    # a second red disk inside a wider box: kept by the box alone, dropped with a bg stroke on it
+    two = img.copy()
+    x0 = box[2] + 6 if box[2] + 20 < 96 else box[0] - 18
+    cv2.circle(two, (x0 + 6, (box[1] + box[3]) // 2), 6, (220, 40, 40), -1)
+    other = np.zeros(mask.shape, np.uint8)
+    cv2.circle(other, (x0 + 6, (box[1] + box[3]) // 2), 6, 1, -1)
+    wide = [min(box[0], x0 - 2), box[1], max(box[2], x0 + 14), box[3]]
+    assert (grabcut(two, {"box": wide}) > 127)[other > 0].mean() > 0.5
+    cut = grabcut(two, {"box": wide, "bg": [[x0 + 6, (box[1] + box[3]) // 2]]}) > 127
+    assert cut[other > 0].mean() < 0.2 and (cut & t).sum() / (cut | t).sum() > 0.85
+    assert not grabcut(img, {"box": None}).any()
+    # the target keeps L and grays the outside only
+    tgt = gray_outside(img, got.astype(np.uint8) * 255)
+    lab_i, lab_t = K.rgb_to_lab(img), K.rgb_to_lab(tgt)
+    assert np.abs(lab_i[..., 0] - lab_t[..., 0]).max() < 1.5
+    assert np.abs(lab_t[~got][:, 1:]).max() < 1.5 and np.abs(lab_t[got][:, 1:] - lab_i[got][:, 1:]).max() < 2.5
