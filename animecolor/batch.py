@@ -21,6 +21,9 @@
   record) and are reused by the next run.
 * Faults: a failing episode is reported and the others go on; a worker process
   that dies is retried by Ray (``max_retries``) and finished segments are kept.
+* Interrupted (KeyboardInterrupt in ``progress`` or anywhere in the driver): it
+  returns only when no task writes any more, each episode complete with its
+  record or absent (:meth:`_Ray.close`, the gate of :class:`_Board`).
 * One worker and no cluster address: everything runs in this process, without Ray.
 
 The library never prints; ``progress(BatchProgress)`` is called as work advances.
@@ -56,7 +59,8 @@ WORK_DIR = ".animecolor-batch"
 RECORD_FORMAT = "animecolor-batch/1"
 HASH_BYTES = 1 << 20  # hash prefix length of inputs and outputs in the completion records
 MAX_RETRIES = 3  # Ray retries of a task whose worker process died
-CANCEL_WAIT_S = 10.0  # after an interrupt, how long to wait for the cancelled tasks to stop
+CANCEL_WAIT_S = 10.0  # after an interrupt, how long to wait for the cancelled tasks to stop before killing them
+KILL_WAIT_S = 5.0  # how long to wait for a killed worker process to be gone
 AUTO_SEGMENT_SECONDS = 120.0  # --segments auto: no segment shorter than this
 
 
@@ -228,18 +232,38 @@ def _clean_partials(folder: Path, stem: str) -> None:
 
 
 class _Board:
-    """Where tasks report progress (a Ray actor on a cluster, a plain object in-process)."""
+    """Where tasks report progress (a Ray actor on a cluster, a plain object in-process), and the gate that stops
+    them after an interrupt: once closed, no task enters its body and none may write its result."""
 
     def __init__(self, on_change: Callable[[], None] | None = None):
         self.tasks: dict[str, TaskProgress] = {}
         self.on_change = on_change  # in-process: report progress as it happens
+        self.open = True
+        self.running: dict[str, tuple] = {}  # key -> (node id, pid, process start) of the attempt inside its body
 
-    def start(self, key: str, pid: int, total: int | None) -> None:
-        t = self.tasks.setdefault(key, TaskProgress(key))
-        t.attempts += 1
-        t.pid, t.done, t.total, t.finished = pid, 0, total, False
-        if self.on_change:
-            self.on_change()
+    def enter(self, key: str, where: tuple, total: int | None, row: bool = True) -> bool:
+        """A task attempt begins its body (refused once closed); ``row``: it has a progress row (not the joins)."""
+        if self.open:
+            self.running[key] = where
+            if row:
+                t = self.tasks.setdefault(key, TaskProgress(key))
+                t.attempts += 1
+                t.pid, t.done, t.total, t.finished = where[1], 0, total, False
+                if self.on_change:
+                    self.on_change()
+        return self.open
+
+    def leave(self, key: str) -> None:
+        self.running.pop(key, None)
+
+    def may_write(self) -> bool:
+        return self.open
+
+    def close(self) -> None:
+        self.open = False
+
+    def stragglers(self) -> dict[str, tuple]:
+        return dict(self.running)
 
     def update(self, key: str, done: int, total: int | None, finished: bool = False) -> None:
         t = self.tasks.setdefault(key, TaskProgress(key))
@@ -253,34 +277,152 @@ class _Board:
         return {k: TaskProgress(**asdict(v)) for k, v in self.tasks.items()}
 
 
-def _call(board, method: str, *args, wait: bool = False) -> None:
-    """``board.method(*args)``; on a Ray actor, ``wait`` for it to be recorded (starts and ends are; progress not)."""
+def _call(board, method: str, *args, wait: bool = False):
+    """``board.method(*args)``; on a Ray actor, ``wait`` for its answer (the gate's calls; progress not: a task
+    blocked in ray.get lends its CPUs to another task, so waiting at every update let a third task in on 2 CPUs)."""
     fn = getattr(board, method)
-    if hasattr(fn, "remote"):
-        ref = fn.remote(*args)
-        if wait:
-            import ray
+    if not hasattr(fn, "remote"):
+        return fn(*args)
+    ref = fn.remote(*args)
+    if wait:
+        import ray
 
-            ray.get(ref)
-    else:
-        fn(*args)
+        return ray.get(ref)
+    return None
+
+
+class _Stopped(Exception):
+    """The batch was interrupted: the task stops without writing its result."""
+
+
+def _task(fn: Callable[..., dict]) -> Callable[..., dict | None]:
+    """``fn`` as a Ray task: stopped by an interrupt, it returns None instead of an error (nobody reads it any
+    more, and Ray would print it)."""
+
+    def task(*args):
+        try:
+            return fn(*args)
+        except _Stopped:
+            return None
+
+    task.__name__ = task.__qualname__ = fn.__name__
+    return task
+
+
+class _Attempt:
+    """A task's body runs inside one: ``with _Attempt(board, key) as att``.
+
+    Entering (which also starts the task's progress row of ``total`` frames, if ``row``) is refused once the board
+    is closed (the task then does nothing); leaving is always reported, so the driver knows when no task can
+    write any more.  A task writes its result only after ``att.commit()``, which stops it (removing the given
+    files) when the batch was interrupted.  On a Ray worker, SIGINT (what ``ray.cancel`` sends a running task)
+    only sets a flag, read there and at every progress report: a KeyboardInterrupt raised at any line could
+    cut short the report that the task has ended (and once left a worker with half-imported PyTorch).
+    """
+
+    def __init__(self, board, key: str, total: int | None = None, row: bool = True):
+        self.board, self.key, self.total, self.row = board, key, total, row
+        self.stop, self.old_handler = False, None
+
+    def _on_sigint(self, signum, frame) -> None:
+        self.stop = True
+
+    def __enter__(self) -> "_Attempt":
+        import signal
+        import threading
+
+        if hasattr(self.board.enter, "remote") and threading.current_thread() is threading.main_thread():
+            self.old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            where = (_node_id(), os.getpid(), _process_start(os.getpid()))
+            if not _call(self.board, "enter", self.key, where, self.total, self.row, wait=True):
+                raise _Stopped("interrupted")
+        except BaseException:
+            self._restore()
+            raise
+        return self
+
+    def check(self) -> None:
+        if self.stop:
+            raise _Stopped("interrupted")
+
+    def commit(self, *drop: Path) -> None:
+        """Go on to write the result, or (interrupted) remove ``drop`` and stop: the result is complete or absent."""
+        if self.stop or not _call(self.board, "may_write", wait=True):
+            for p in drop:
+                p.unlink(missing_ok=True)
+            raise _Stopped("interrupted")
+
+    def __exit__(self, *exc) -> None:
+        try:
+            _call(self.board, "leave", self.key, wait=True)
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        if self.old_handler is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, self.old_handler)
+            self.old_handler = None
 
 
 class _Reporter:
-    """``progress(done, total)`` for colorize_video, throttled to ~4 updates a second."""
+    """``progress(done, total)`` for colorize_video, throttled to ~4 updates a second; stops the task once it
+    was interrupted (:class:`_Stopped`, so colorize_video removes its temporary file)."""
 
-    def __init__(self, board, key: str, total: int | None):
-        self.board, self.key, self.last = board, key, 0.0
-        _call(board, "start", key, os.getpid(), total, wait=True)
+    def __init__(self, attempt: _Attempt):
+        self.attempt, self.last = attempt, 0.0
 
     def __call__(self, done: int, total: int | None) -> None:
+        self.attempt.check()
         now = time.monotonic()
         if now - self.last >= 0.25:
             self.last = now
-            _call(self.board, "update", self.key, done, total)
+            _call(self.attempt.board, "update", self.attempt.key, done, total)
 
-    def finished(self, done: int) -> None:
-        _call(self.board, "update", self.key, done, done, True, wait=True)
+    def finished(self, done: int) -> None:  # recorded before the task's end (the board's calls keep their order)
+        _call(self.attempt.board, "update", self.attempt.key, done, done, True)
+
+
+def _node_id() -> str | None:
+    """The Ray node this process runs on (None outside Ray)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    return ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else None
+
+
+def _process_start(pid: int) -> str | None:
+    """What tells process ``pid`` from a later one with the same pid (its start time, Linux; else ""); None once
+    it has ended (gone, or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:  # no /proc
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return ""
+    fields = stat.rsplit(")", 1)[1].split()  # field 3 (state) onwards; field 22 is the start time
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _kill_process(pid: int, start: str | None, wait: float) -> bool:
+    """SIGKILL process ``pid`` of this node if it is still the one that started at ``start``; True once it is gone."""
+    import signal
+
+    if start is None or _process_start(pid) != start:
+        return True
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    while _process_start(pid) == start:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 # ----------------------------------------------------------------------------- tasks
@@ -322,14 +464,16 @@ def _colorize(job: _Job, blob: _Blob, src: Path, dst: Path, progress, subtitles:
 
 def _episode_task(job: _Job, blob: _Blob, board) -> dict:
     """A whole episode: colorize into the work folder, then publish (record, rename)."""
-    job.work.mkdir(parents=True, exist_ok=True)
-    _clean_partials(job.work, job.dst.stem)
-    rep = _Reporter(board, job.key, job.frames)
-    tmp = job.work / job.dst.name
-    res = _colorize(job, blob, job.src, tmp, rep, job.options.subtitles)
-    _publish(job, tmp, res.frames, res.seconds)
-    rep.finished(res.frames)
-    return {"frames": res.frames, "seconds": res.seconds}
+    with _Attempt(board, job.key, job.frames) as att:
+        job.work.mkdir(parents=True, exist_ok=True)
+        _clean_partials(job.work, job.dst.stem)
+        rep = _Reporter(att)
+        tmp = job.work / job.dst.name
+        res = _colorize(job, blob, job.src, tmp, rep, job.options.subtitles)
+        att.commit(tmp)
+        _publish(job, tmp, res.frames, res.seconds)
+        rep.finished(res.frames)
+        return {"frames": res.frames, "seconds": res.seconds}
 
 
 def _segment_paths(job: _Job, seg: Segment) -> tuple[Path, Path, Path]:
@@ -342,40 +486,44 @@ def _segment_task(job: _Job, seg: Segment, blob: _Blob, board) -> dict:
     cut, out, rec_path = _segment_paths(job, seg)
     key = f"{job.key}#{seg.index}"
     want = {**job.identity, "segment": asdict(seg)}
-    rec = _read_json(rec_path)
-    if rec and all(rec.get(k) == v for k, v in want.items()) and out.is_file() and out.stat().st_size == rec.get("size"):
-        _call(board, "update", key, rec["frames"], rec["frames"], True)
-        return {"frames": rec["frames"], "seconds": 0.0, "reused": True}
-    job.work.mkdir(parents=True, exist_ok=True)
-    _clean_partials(job.work, out.stem)
-    rep = _Reporter(board, key, seg.packets)
-    t0 = time.perf_counter()
-    cut_segment(job.src, seg, cut)
-    try:
-        res = _colorize(job, blob, cut, out, rep, "drop")
-    finally:
-        cut.unlink(missing_ok=True)
-    _write_json(rec_path, {**want, "frames": res.frames, "size": out.stat().st_size})
-    rep.finished(res.frames)
-    return {"frames": res.frames, "seconds": time.perf_counter() - t0, "reused": False}
+    with _Attempt(board, key, seg.packets) as att:
+        rec = _read_json(rec_path)
+        if rec and all(rec.get(k) == v for k, v in want.items()) and out.is_file() and out.stat().st_size == rec.get("size"):
+            _call(board, "update", key, rec["frames"], rec["frames"], True)
+            return {"frames": rec["frames"], "seconds": 0.0, "reused": True}
+        job.work.mkdir(parents=True, exist_ok=True)
+        _clean_partials(job.work, out.stem)
+        rep = _Reporter(att)
+        t0 = time.perf_counter()
+        cut_segment(job.src, seg, cut)
+        try:
+            res = _colorize(job, blob, cut, out, rep, "drop")
+        finally:
+            cut.unlink(missing_ok=True)
+        att.commit(out)
+        _write_json(rec_path, {**want, "frames": res.frames, "size": out.stat().st_size})
+        rep.finished(res.frames)
+        return {"frames": res.frames, "seconds": time.perf_counter() - t0, "reused": False}
 
 
-def _join_task(job: _Job, segs: Sequence[Segment], *seg_results: dict) -> dict:
+def _join_task(job: _Job, segs: Sequence[Segment], board, *seg_results: dict) -> dict:
     """Join the colorized segments by packet copy, with the source's audio/subtitles, and publish."""
     from .io import probe
 
-    info = probe(job.src)
-    side = [i for i, kind, _ in info.side_streams if kind != "subtitle" or job.options.subtitles == "copy"]
-    tmp = job.work / job.dst.name
-    parts = [_segment_paths(job, s)[1] for s in segs]
-    try:
-        n = join_segments(job.src, parts, tmp, side, segments=segs)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    seconds = sum(r["seconds"] for r in seg_results)
-    _publish(job, tmp, n, seconds)
-    return {"frames": n, "seconds": seconds}
+    with _Attempt(board, f"{job.key}#join", row=False) as att:
+        info = probe(job.src)
+        side = [i for i, kind, _ in info.side_streams if kind != "subtitle" or job.options.subtitles == "copy"]
+        tmp = job.work / job.dst.name
+        parts = [_segment_paths(job, s)[1] for s in segs]
+        try:
+            n = join_segments(job.src, parts, tmp, side, segments=segs)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        att.commit(tmp)
+        seconds = sum(r["seconds"] for r in seg_results)
+        _publish(job, tmp, n, seconds)
+        return {"frames": n, "seconds": seconds}
 
 
 # ----------------------------------------------------------------------------- driver
@@ -445,7 +593,7 @@ class _Local:
                     out = _episode_task(job, blob, self.board)
                 else:
                     outs = [_segment_task(job, s, blob, self.board) for s in segs]
-                    out = _join_task(job, segs, *outs)
+                    out = _join_task(job, segs, self.board, *outs)
                 on_done(job, out, None)
             except Exception as e:  # one episode's failure does not stop the others
                 on_done(job, None, e)
@@ -482,25 +630,28 @@ class _Ray:
         have = ray.cluster_resources()
         self.slots = int(gpus) if use_gpu else max(1, int(have.get("CPU", 1) // (threads or 1)))
         self.board = ray.remote(_Board).options(num_cpus=0).remote()
-        self.pending: list = []
+        self.refs: list = []  # every task submitted
 
     def run(self, plans, blob, on_done, poll) -> None:
         ray = self.rt
         opts = dict(max_retries=MAX_RETRIES, retry_exceptions=False)
-        episode = ray.remote(_episode_task).options(**opts, **self.resources)
-        segment = ray.remote(_segment_task).options(**opts, **self.resources)
-        join = ray.remote(_join_task).options(**opts, num_cpus=0)  # packet copy: I/O, not compute
+        episode = ray.remote(_task(_episode_task)).options(**opts, **self.resources)
+        segment = ray.remote(_task(_segment_task)).options(**opts, **self.resources)
+        join = ray.remote(_task(_join_task)).options(**opts, num_cpus=0)  # packet copy: I/O, not compute
         blob_ref = ray.put(blob)  # the weights travel once, through the object store
         jobs = {}
         for job, segs in plans:
             if segs is None:
                 ref = episode.remote(job, blob_ref, self.board)
             else:
-                ref = join.remote(job, segs, *[segment.remote(job, s, blob_ref, self.board) for s in segs])
+                parts = [segment.remote(job, s, blob_ref, self.board) for s in segs]
+                self.refs += parts
+                ref = join.remote(job, segs, self.board, *parts)
             jobs[ref] = job
-        self.pending = list(jobs)
-        while self.pending:
-            done, self.pending = ray.wait(self.pending, num_returns=1, timeout=0.2)
+            self.refs.append(ref)
+        pending = list(jobs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1, timeout=0.2)
             for ref in done:
                 try:
                     on_done(jobs[ref], ray.get(ref), None)
@@ -509,18 +660,39 @@ class _Ray:
             poll(ray.get(self.board.snapshot.remote()))
 
     def close(self) -> None:
-        # a cancelled task gets KeyboardInterrupt, so colorize_video removes its temporary file; cancelling
-        # is asynchronous, so wait for the tasks to stop writing (and kill the ones that do not) before the clean-up
-        for force in (False, True):
-            for ref in self.pending:
+        """Return only when no task can write any more (after an interrupt, or a failed segment's siblings).
+
+        Ray's cancel is asynchronous (a cancelled task's result can be ready before its worker has stopped), so
+        the board is the signal: closed first (no task enters or writes its result from then on), then the tasks
+        are cancelled and the ones inside their body are waited for; those still there after CANCEL_WAIT_S are
+        killed (SIGKILL, from a task on their node) and waited for.
+        """
+        ray = self.rt
+        try:
+            ray.get(self.board.close.remote())
+            for ref in self.refs:
                 try:
-                    self.rt.cancel(ref, force=force, recursive=True)
-                except Exception:
+                    ray.cancel(ref)
+                except Exception:  # already finished, or the cluster is going: the board decides anyway
                     pass
-            if self.pending:
-                _, self.pending = self.rt.wait(self.pending, num_returns=len(self.pending), timeout=CANCEL_WAIT_S)
-        if self.started:
-            self.rt.shutdown()
+            here = ray.get_runtime_context().get_node_id()
+            deadline = time.monotonic() + CANCEL_WAIT_S
+            while True:
+                left = [w for w in ray.get(self.board.stragglers.remote()).values()
+                        if w[0] != here or _process_start(w[1]) == w[2]]  # a dead local worker is not waited for
+                if not left or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            if left:
+                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+                kill = ray.remote(_kill_process)
+                ray.wait([kill.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+                          .remote(pid, start, KILL_WAIT_S) for node, pid, start in left],
+                         num_returns=len(left), timeout=KILL_WAIT_S + CANCEL_WAIT_S)
+        finally:
+            if self.started:
+                ray.shutdown()
 
 
 def colorize_many(
@@ -633,6 +805,9 @@ def colorize_many(
         if runner is not None:
             runner.close()
         for job, _ in plans:  # temporary files of killed or interrupted attempts; finished segments stay
+            rec = record_path(job.dst)
+            if reports[job.src].status != "done" and _record_matches(_read_json(rec), job) and not is_complete(job):
+                rec.unlink()  # a publish killed between the record and the rename: the episode is not complete
             if job.work.is_dir():
                 for p in job.work.glob(".*.partial-*"):
                     p.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import signal
+import time
 from pathlib import Path
 
 import av
@@ -126,10 +127,16 @@ def test_resume_after_interrupted_run(cluster, tmp_path, tiny_random_model):
     with pytest.raises(KeyboardInterrupt):
         colorize_many([src], out, weights=tiny_random_model, options=OPTS, workers=2, threads=1,
                       progress=stop_after_first)
+    listing = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in out.rglob("*")}
+    time.sleep(3)  # once colorize_many has returned, no task writes any more (cancelling in Ray is asynchronous)
+    assert {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in out.rglob("*")} == listing
     done = sorted(p.name for p in out.iterdir() if p.suffix == ".mp4")
     assert 1 <= len(done) < 3
     assert not (out / WORK_DIR).exists()  # no partial output left behind
     assert sorted(p.name for p in out.iterdir()) == sorted(done + [d + RECORD_SUFFIX for d in done])
+    for d in done:  # what is there is complete
+        rec = json.loads((out / (d + RECORD_SUFFIX)).read_text())
+        assert rec["output"]["size"] == (out / d).stat().st_size and len(planes(out / d)) == rec["frames"] == 48
     mtimes = {d: (out / d).stat().st_mtime_ns for d in done}
 
     res = colorize_many([src], out, weights=tiny_random_model, options=OPTS, workers=2, threads=1)
@@ -179,6 +186,57 @@ def test_segments_match_single_process(cluster, tmp_path, tiny_random_model, cut
         got = [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
         want = [bytes(p) for p in s.demux(s.streams.audio[0]) if p.size]
         assert got == want  # the source's audio, remuxed once
+
+
+def test_task_that_ignores_the_interrupt_is_killed(cluster, tmp_path, monkeypatch):
+    import animecolor.batch as batch
+
+    def stubborn(board, path):  # writes until killed: ignores Ray's interrupt and the closed board
+        from animecolor.batch import _Attempt
+
+        with _Attempt(board, "stubborn"):
+            while True:
+                with open(path, "a") as f:
+                    f.write("x")
+                time.sleep(0.05)
+
+    runner = batch._Ray(None, 2, 1, None)
+    path = tmp_path / "stubborn.txt"
+    runner.refs.append(ray.remote(stubborn).options(num_cpus=1, max_retries=0).remote(runner.board, str(path)))
+    for _ in range(600):
+        if path.exists():
+            break
+        time.sleep(0.1)
+    node, pid, start = ray.get(runner.board.stragglers.remote())["stubborn"]
+    assert batch._process_start(pid) == start
+    monkeypatch.setattr(batch, "CANCEL_WAIT_S", 1.0)
+    runner.close()
+    size = path.stat().st_size
+    assert batch._process_start(pid) is None  # killed, and gone
+    time.sleep(0.5)
+    assert path.stat().st_size == size
+    with pytest.raises(ray.exceptions.RayError):
+        ray.get(runner.refs[0], timeout=30)
+
+
+def test_board_gate(tmp_path):
+    from animecolor.batch import _Attempt, _Board, _Stopped
+
+    board = _Board()
+    with _Attempt(board, "a") as att:
+        assert list(board.stragglers()) == ["a"] and board.stragglers()["a"][1] == os.getpid()
+        att.commit()  # open: go on
+        board.close()
+        result = tmp_path / "result"
+        result.write_text("x")
+        with pytest.raises(_Stopped):
+            att.commit(result)  # closed: the result is removed
+        assert not result.exists()
+    assert board.stragglers() == {}  # leaving is reported, also after an error
+    with pytest.raises(_Stopped):
+        with _Attempt(board, "b"):  # a task that starts after the interrupt does nothing
+            raise AssertionError("not reached")
+    assert board.stragglers() == {}
 
 
 def test_killed_worker_is_retried(cluster, tmp_path, tiny_random_model):
