@@ -132,6 +132,16 @@ def _band_coords(gray: torch.Tensor, bands: int) -> tuple[torch.Tensor, torch.Te
 # --------------------------------------------------------------------------- loading references
 
 
+def _bilinear_taps(out: int, inp: int, device) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Source indices and weights of bilinear resizing ``inp`` -> ``out`` samples (``align_corners=False``,
+    as ``TF.interpolate``): ((i0, i1), (w0, w1))."""
+    src = ((torch.arange(out, device=device, dtype=torch.float32) + 0.5) * (inp / out) - 0.5).clamp_(min=0)
+    i0 = src.floor().long().clamp_(max=inp - 1)
+    i1 = (i0 + 1).clamp_(max=inp - 1)
+    f = src - i0.float()
+    return (i0, i1), (1 - f, f)
+
+
 def check_reference_frames(n: int) -> int:
     """Validate a ``--reference-frames`` count."""
     if n < 1:
@@ -544,22 +554,27 @@ def transfer(
         best[i : i + params.chunk] = val[:, 0]
     mix_s = mix_s + params.prior * bank.global_sums
     mix_c = mix_c + params.prior * bank.global_counts
-    # (N, 3B, hc, wc) -> upsample to the a/b grid
-    grid = torch.cat([mix_s.reshape(-1, K * B), mix_c], 1).reshape(N, hc, wc, (K + 1) * B).permute(0, 3, 1, 2)
+    # every a/b pixel reads the cell grid bilinearly (as TF.interpolate, align_corners=False) at its own two
+    # gray-level bands: only those 2 x 4 table entries are gathered (no upsampled copy of every band)
+    table = torch.cat([mix_s, mix_c.unsqueeze(-1)], -1).reshape(N, hc * wc * B, K + 1)
     h, w = gray_ab.shape[-2:]
-    grid = TF.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)
-    s = grid[:, : K * B].reshape(N, B, K, h, w)
-    c = grid[:, K * B :]
-    lo, hi, t = _band_coords(gray_ab.to(grid.device), B)
-    lo, hi = lo.unsqueeze(1), hi.unsqueeze(1)
-    t = t.unsqueeze(1)
-    c_pix = c.gather(1, lo) * (1 - t) + c.gather(1, hi) * t  # (N, 1, h, w)
-    a_pix = s[:, :, 0].gather(1, lo) * (1 - t) + s[:, :, 0].gather(1, hi) * t
-    b_pix = s[:, :, 1].gather(1, lo) * (1 - t) + s[:, :, 1].gather(1, hi) * t
+    lo, hi, t = _band_coords(gray_ab.to(table.device), B)  # (N, h, w)
+    ys, wy = _bilinear_taps(h, hc, table.device)
+    xs, wx = _bilinear_taps(w, wc, table.device)
+    acc = torch.zeros(N, h, w, K + 1, device=table.device)
+    for iy in range(2):
+        for ix in range(2):
+            cell = (ys[iy][:, None] * wc + xs[ix][None, :]) * B  # (h, w)
+            wgt = (wy[iy][:, None] * wx[ix][None, :]).unsqueeze(-1)  # (h, w, 1)
+            for band, bw in ((lo, 1 - t), (hi, t)):
+                idx = (cell + band).reshape(N, -1, 1).expand(-1, -1, K + 1)
+                acc += table.gather(1, idx).reshape(N, h, w, K + 1) * (wgt * bw.unsqueeze(-1))
+    acc = acc.permute(0, 3, 1, 2)  # (N, K + 1, h, w)
+    a_pix, b_pix, c_pix = acc[:, 0:1], acc[:, 1:2], acc[:, K : K + 1]
     c_pix = c_pix.clamp_min(1e-8)
     ab = torch.cat([a_pix, b_pix], 1) / c_pix
     if params.vivid > 1:  # the mean's hue at the mean chroma magnitude (mixing hues pales the mean), gain at most `vivid`
-        mag = (s[:, :, 2].gather(1, lo) * (1 - t) + s[:, :, 2].gather(1, hi) * t) / c_pix
+        mag = acc[:, 2:3] / c_pix
         gain = (mag / ab.norm(dim=1, keepdim=True).clamp_min(1e-3)).clamp_(1.0, params.vivid)
         ab = ab * gain
     return ab, best.reshape(N, hc, wc)
