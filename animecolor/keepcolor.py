@@ -20,7 +20,6 @@ Checkpoints (``RUN/best.safetensors``) hold the base colorizer's tensors
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -37,6 +36,7 @@ from torch import nn
 
 from .color import gray_to_L, rgb_to_lab, y_to_gray
 from .frames import rgb_to_y
+from .model.net import JsonConfig
 
 __all__ = [
     "FORMAT", "MIN_CHROMA", "HeadConfig", "MaskHead", "find_pairs", "load_pair", "derive_mask", "guided_upsample",
@@ -115,8 +115,10 @@ def derive_mask(inp: np.ndarray, tgt: np.ndarray, min_chroma: float = MIN_CHROMA
 # ----------------------------------------------------------------------------- model
 
 @dataclass
-class HeadConfig:
+class HeadConfig(JsonConfig):
     """The mask head's shape and how it is applied; saved inside every keep-color checkpoint."""
+
+    _what = "keep-color"
 
     taps: list[int] = field(default_factory=lambda: [1, 2, 3, 4])  # backbone feature indices (strides 4..32)
     width: int = 32
@@ -124,17 +126,6 @@ class HeadConfig:
     ema: float = 0.5  # weight of the new frame in the mask's moving average (1 = no smoothing)
     guide_radius: int = 4  # guided-filter radius at working size (px)
     guide_eps: float = 1e-3  # guided-filter regularization (gray in [0, 1])
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "HeadConfig":
-        data = json.loads(text)
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown keep-color config keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 class MaskHead(nn.Module):

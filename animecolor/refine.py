@@ -31,8 +31,6 @@ on other material.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -41,31 +39,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .model.net import JsonConfig
+
 __all__ = ["RefinerConfig", "Refiner", "save_refiner", "load_refiner", "FORMAT"]
 
 FORMAT = "animecolor-refiner/1"
 
 
 @dataclass
-class RefinerConfig:
+class RefinerConfig(JsonConfig):
     """Everything needed to rebuild a refiner; saved in its weights file."""
+
+    _what = "refiner"
 
     feat_channels: int = 152  # matching features (bb8+bb16 of EfficientNet-Lite0)
     feat_proj: int = 24  # 1x1 projection of the features (0: features not used)
     width: int = 32  # trunk channels (trunk at half the a/b resolution)
     blocks: int = 2  # residual blocks of the trunk
     use_base: bool = True  # the base model's a/b is an input and the fallback
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "RefinerConfig":
-        data = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        if set(data) - known:
-            raise ValueError(f"unknown refiner config keys: {sorted(set(data) - known)}")
-        return cls(**data)
 
 
 class _Block(nn.Module):

@@ -17,11 +17,29 @@ from torch import nn
 
 from .backbone import build_backbone
 
-__all__ = ["ModelConfig", "ResidualColorizer", "ab_grid", "fuse_conv_bn"]
+__all__ = ["JsonConfig", "ModelConfig", "ResidualColorizer", "ab_grid", "fuse_conv_bn"]
+
+
+class JsonConfig:
+    """JSON round trip of a dataclass config saved in a checkpoint's header; unknown keys are refused
+    (``_what`` names the config in that error)."""
+
+    _what = "model"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        data = json.loads(text)
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls._what} config keys: {sorted(unknown)}")
+        return cls(**data)
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(JsonConfig):
     """Everything needed to rebuild the network; saved inside every checkpoint."""
 
     backbone: str = "efficientnet_lite0"
@@ -33,18 +51,6 @@ class ModelConfig:
     ab_max: float = 110.0  # a/b range covered by the grid: [-ab_max, ab_max)
     temperature: float = 0.38  # annealed-mean temperature (ce head)
     working_long_side: int = 256  # model input size: long side in pixels (multiple of 32)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "ModelConfig":
-        data = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**data)
 
     @property
     def n_bins(self) -> int:
