@@ -129,9 +129,6 @@ def _band_coords(gray: torch.Tensor, bands: int) -> tuple[torch.Tensor, torch.Te
     return lo, hi, x - lo.float()
 
 
-# --------------------------------------------------------------------------- loading references
-
-
 def _bilinear_taps(out: int, inp: int, device) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """Source indices and weights of bilinear resizing ``inp`` -> ``out`` samples (``align_corners=False``,
     as ``TF.interpolate``): ((i0, i1), (w0, w1))."""
@@ -140,6 +137,9 @@ def _bilinear_taps(out: int, inp: int, device) -> tuple[tuple[torch.Tensor, torc
     i1 = (i0 + 1).clamp_(max=inp - 1)
     f = src - i0.float()
     return (i0, i1), (1 - f, f)
+
+
+# --------------------------------------------------------------------------- loading references
 
 
 def check_reference_frames(n: int) -> int:

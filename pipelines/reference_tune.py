@@ -126,7 +126,7 @@ def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True
     every = 3 // feed if feed else 1  # every-th colorizer output is scored (the same frames as without feed)
     per: dict = {}
     for src, _, f in shots:
-        per[src] = per.get(src, 0) + len(f[:: 3 // feed if feed else 1])
+        per[src] = per.get(src, 0) + len(f[::every])
     print(len(shots), "shots,", sum(per.values()), "scored frames", per, flush=True)
 
     def total(fn):
@@ -157,10 +157,10 @@ def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True
         print("default model", total(model), flush=True)
         print("copy keyframe", total(lambda kf, fs: np.stack([R.copy_keyframe_chroma(kf, gray_of(fs)[0], 2)] * len(fs))), flush=True)
     for kw in grid:
+        p = params_of(kw, R.KEYFRAME_PARAMS)
         for rpath in refiners or [None]:
+            refiner = None if rpath is None else load_refiner(rpath)
             for prop in props:
-                p = params_of(kw, R.KEYFRAME_PARAMS)
-                refiner = None if rpath is None else load_refiner(rpath)
                 pp = None if prop is None else PropagateParams(**prop)
 
                 def run(kf, fs):
