@@ -299,4 +299,7 @@ def _onnx_colorizer(col: ModelColorizer, path: Path, runtime: str):
     found = rt.OnnxColorizer.from_weights(col, path, digest)
     if found is not None or runtime == "auto":
         return found or col
-    return rt.OnnxColorizer(col, rt.export_onnx(col.model, rt.cache_dir() / f"{digest}.onnx", digest))
+    from .reference import REFERENCE_PARAMS
+
+    dst = rt.cache_dir() / f"{digest}.onnx"
+    return rt.OnnxColorizer(col, rt.export_onnx(col.model, dst, digest, features=REFERENCE_PARAMS.features))

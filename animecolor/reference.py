@@ -323,6 +323,7 @@ class _Features:
         self._lut = base._lut
         self.net = base.model
         self.strides = list(self.net.backbone.strides)
+        self.source = source
         self.parts = source.split("+")
         self._dec = any(p.startswith("dec") for p in self.parts)
         self._n_taps = max(self.strides.index(int(p[2:])) for p in self.parts if p.startswith("bb")) + 1 if not self._dec else len(self.strides)
@@ -334,6 +335,10 @@ class _Features:
     def __call__(self, gray: np.ndarray, with_prediction: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """uint8 ``(N, h, w)`` at working size -> features ``(N, C, h/8, w/8)`` (unit-norm per
         position) and, with ``with_prediction``, the base model's a/b ``(N, 2, h/s, w/s)`` from the same pass."""
+        if getattr(self.base, "features_source", None) == self.source and with_prediction:
+            # ONNX Runtime runs the whole network once for both (animecolor.runtime): faster than PyTorch on CPU
+            feats, ab = self.base.features_and_ab(gray)
+            return torch.from_numpy(feats), torch.from_numpy(ab)
         g = torch.from_numpy(np.ascontiguousarray(gray)).to(self.device)
         x = self._lut[g.long()].unsqueeze(1).contiguous(memory_format=torch.channels_last)
         pred = None
@@ -345,19 +350,8 @@ class _Features:
                 _, feats, dec = self.net.forward_maps(x, min_stride=8)
             else:
                 feats, dec = _backbone_until(self.net.backbone, x, self._n_taps), {}
-        h8, w8 = gray.shape[1] // 8, gray.shape[2] // 8
-        maps = []
-        for p in self.parts:
-            s = int(p[3:]) if p.startswith("dec") else int(p[2:])
-            m = dec[s] if p.startswith("dec") else feats[self.strides.index(s)]
-            m = m.float()
-            if m.shape[-2:] != (h8, w8):
-                if s > 8:
-                    m = TF.interpolate(m, size=(h8, w8), mode="bilinear", align_corners=False)
-                else:
-                    m = TF.adaptive_avg_pool2d(m, (h8, w8))
-            maps.append(TF.normalize(m, dim=1))
-        return TF.normalize(torch.cat(maps, 1), dim=1).contiguous(), pred
+        size = (gray.shape[1] // self.stride, gray.shape[2] // self.stride)
+        return self.net.match_features(feats, dec, self.source, size).contiguous(), pred
 
 
 def _backbone_until(bb, x: torch.Tensor, n_taps: int) -> list[torch.Tensor]:

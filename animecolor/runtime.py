@@ -32,8 +32,14 @@ def onnx_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def export_onnx(model, dst: str | os.PathLike, source_digest: str) -> Path:
-    """Write ``model`` (an eval-mode, batch-norm-folded ResidualColorizer) as ONNX to ``dst`` (atomically)."""
+def export_onnx(model, dst: str | os.PathLike, source_digest: str, features: str | None = None) -> Path:
+    """Write ``model`` (an eval-mode, batch-norm-folded ResidualColorizer) as ONNX to ``dst`` (atomically).
+
+    With ``features`` (a :class:`~animecolor.reference.MatchParams` ``features``
+    source, e.g. "bb8+bb16") the graph also outputs the reference matcher's
+    stride-8 features from the same pass (``feats``), so the reference and
+    keyframe modes run on ONNX Runtime too; the source is recorded in the metadata.
+    """
     try:
         import onnx
     except ImportError:
@@ -47,15 +53,19 @@ def export_onnx(model, dst: str | os.PathLike, source_digest: str) -> Path:
             super().__init__()
             self.model = model
 
-        def forward(self, x: torch.Tensor, inv_t: torch.Tensor) -> torch.Tensor:
-            out = self.model(x)
+        def forward(self, x: torch.Tensor, inv_t: torch.Tensor):
+            out, feats, dec = self.model.forward_maps(x)
             cfg = self.model.cfg
             if cfg.head == "reg":
-                return out * 100.0 + 0.0 * inv_t.sum()  # keeps the input in the graph
-            n, _, h, w = out.shape
-            logits = out.reshape(n, 2, cfg.n_bins, h, w)
-            p = torch.softmax(logits * inv_t, dim=2)
-            return (p * self.model.grid.view(1, 1, -1, 1, 1)).sum(dim=2)
+                ab = out * 100.0 + 0.0 * inv_t.sum()  # keeps the input in the graph
+            else:
+                n, _, h, w = out.shape
+                logits = out.reshape(n, 2, cfg.n_bins, h, w)
+                p = torch.softmax(logits * inv_t, dim=2)
+                ab = (p * self.model.grid.view(1, 1, -1, 1, 1)).sum(dim=2)
+            if features is None:
+                return ab
+            return ab, self.model.match_features(feats, dec, features, (x.shape[2] // 8, x.shape[3] // 8))
 
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -68,12 +78,15 @@ def export_onnx(model, dst: str | os.PathLike, source_digest: str) -> Path:
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 _Exported(model).eval(), (x, inv_t), tmp, dynamo=False, opset_version=17,
-                input_names=["x", "inv_t"], output_names=["ab"],
-                dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "ab": {0: "n", 2: "h2", 3: "w2"}},
+                input_names=["x", "inv_t"], output_names=["ab"] + (["feats"] if features else []),
+                dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "ab": {0: "n", 2: "h2", 3: "w2"},
+                              **({"feats": {0: "n", 2: "h8", 3: "w8"}} if features else {})},
             )
         proto = onnx.load(tmp)
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = "source_sha256", source_digest
+        for key, value in (("source_sha256", source_digest), ("match_features", features)):
+            if value:
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = key, value
         onnx.save(proto, tmp)
         os.replace(tmp, dst)
     finally:
@@ -140,6 +153,8 @@ class OnnxColorizer:
         self.runtime = "onnx"
         self._lut, self._ctx = base._lut, base._ctx
         self._lut_np = base._lut.numpy()
+        #: the reference matcher's feature source the graph also outputs (None: an export without them)
+        self.features_source = self.session.get_modelmeta().custom_metadata_map.get("match_features")
 
     @classmethod
     def from_weights(cls, base, weights: Path, digest: str) -> "OnnxColorizer | None":
@@ -159,7 +174,16 @@ class OnnxColorizer:
 
         if (empty := check_gray_batch(gray, self.output_stride)) is not None:
             return empty
-        x = self._lut_np[gray][:, None]
-        inv_t = np.array([1.0 / self.cfg.temperature], np.float32)
-        (ab,) = self.session.run(None, {"x": x, "inv_t": inv_t})
+        (ab,) = self.session.run(["ab"], self._inputs(gray))
         return np.ascontiguousarray(ab.transpose(0, 2, 3, 1))
+
+    def features_and_ab(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 ``(N, h, w)`` at working size -> the matcher's features ``(N, C, h/8, w/8)`` (source
+        :attr:`features_source`) and a/b ``(N, 2, h/s, w/s)``, from one pass."""
+        if self.features_source is None:
+            raise ValueError(f"{self.path.name} was exported without the matcher's features")
+        ab, feats = self.session.run(["ab", "feats"], self._inputs(gray))
+        return feats, ab
+
+    def _inputs(self, gray: np.ndarray) -> dict[str, np.ndarray]:
+        return {"x": self._lut_np[gray][:, None], "inv_t": np.array([1.0 / self.cfg.temperature], np.float32)}

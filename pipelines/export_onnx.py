@@ -26,14 +26,20 @@ def main() -> int:
 
     path = Path(args.weights)
     col = load_colorizer(path, "cpu", runtime="torch")
-    dst = export_onnx(col.model, path.with_suffix(".onnx"), file_sha256(path))
+    from animecolor.reference import REFERENCE_PARAMS, _Features
+
+    dst = export_onnx(col.model, path.with_suffix(".onnx"), file_sha256(path), features=REFERENCE_PARAMS.features)
     onnx_col = OnnxColorizer(col, dst)
+    torch_feats = _Features(col, REFERENCE_PARAMS.features)
     rng = np.random.default_rng(0)
-    worst = 0.0
+    worst = worst_f = 0.0
     for h, w in ((256, 320), (192, 320), (320, 224)):
         gray = rng.integers(0, 256, (4, h, w), dtype=np.uint8)
         worst = max(worst, float(np.abs(col(gray) - onnx_col(gray)).max()))
-    print(f"wrote {dst} ({dst.stat().st_size / 2**20:.1f} MiB); max |a/b difference| vs PyTorch on random input: {worst:.2e}")
+        f, _ = onnx_col.features_and_ab(gray)
+        worst_f = max(worst_f, float(np.abs(torch_feats(gray)[0].numpy() - f).max()))
+    print(f"wrote {dst} ({dst.stat().st_size / 2**20:.1f} MiB); max difference vs PyTorch on random input: "
+          f"a/b {worst:.2e}, matcher features {worst_f:.2e}")
     return 0
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
 import pytest
 
 pytest.importorskip("onnxruntime")
@@ -18,7 +20,6 @@ DATA = Path(__file__).parent / "data"
 
 def _gray_batch(col, n: int = 2) -> np.ndarray:
     """Real frames (the held-out BBB test frames) at the colorizer's working size."""
-    import cv2
 
     out = []
     for p in sorted(DATA.glob("bbb_eval_*.png"))[:n]:
@@ -77,3 +78,21 @@ def test_stale_export_is_not_used(tiny_random_model, tmp_path, monkeypatch):
 def test_bad_runtime_is_refused():
     with pytest.raises(ValueError, match="runtime must be one of"):
         load_colorizer(None, "cpu", runtime="tensorrt")
+
+
+def test_shipped_export_gives_the_matchers_features_and_the_same_keyframe_colors():
+    """The guided modes run the network on ONNX Runtime too: same features, same keyframe colors as PyTorch."""
+    from animecolor import reference as R
+
+    ort_col = load_colorizer(None, "cpu")
+    torch_col = load_colorizer(None, "cpu", runtime="torch")
+    assert ort_col.features_source == R.KEYFRAME_PARAMS.features == R.REFERENCE_PARAMS.features
+    gray = _gray_batch(torch_col, 2)
+    f_ort, ab_ort = R._Features(ort_col, R.KEYFRAME_PARAMS.features)(gray, with_prediction=True)
+    f_pt, ab_pt = R._Features(torch_col, R.KEYFRAME_PARAMS.features)(gray, with_prediction=True)
+    assert f_ort.shape == f_pt.shape == (2, f_pt.shape[1], gray.shape[1] // 8, gray.shape[2] // 8)
+    assert torch.allclose(f_ort.norm(dim=1), torch.ones(1), atol=1e-4)
+    assert (f_ort - f_pt).abs().max() < 1e-4 and (ab_ort - ab_pt).abs().max() < 2e-3
+    key = cv2.cvtColor(cv2.imread(str(sorted(DATA.glob("bbb_eval_*.png"))[0])), cv2.COLOR_BGR2RGB)
+    outs = [R.KeyframeColorizer(c, [R.Keyframe(key, 0.0)])(gray, [0.0, 0.04]) for c in (ort_col, torch_col)]
+    assert np.abs(outs[0]).max() > 5 and np.abs(outs[0] - outs[1]).max() < 0.05

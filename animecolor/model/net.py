@@ -148,6 +148,28 @@ class ResidualColorizer(nn.Module):
             out = F.interpolate(out, scale_factor=scale, mode="bilinear", align_corners=False)
         return out, feats, maps
 
+    def match_features(self, feats: list[torch.Tensor], dec: dict[int, torch.Tensor], source: str,
+                       size: tuple[int, int]) -> torch.Tensor:
+        """Per-position unit vectors ``(N, C, *size)`` describing the picture for the reference matcher.
+
+        ``source``: "+"-joined parts, each L2-normalized, brought to ``size``
+        (bilinear from coarser maps, averaged from finer ones), concatenated and
+        normalized again: ``bbS`` the backbone's output at stride S, ``decS`` the
+        decoder's fused map at stride S (``feats``/``dec`` as :meth:`forward_maps` gives them).
+        """
+        strides = list(self.backbone.strides)
+        maps = []
+        for p in source.split("+"):
+            s = int(p[3:]) if p.startswith("dec") else int(p[2:])
+            m = (dec[s] if p.startswith("dec") else feats[strides.index(s)]).float()
+            if m.shape[-2:] != size:
+                if m.shape[-1] < size[1]:
+                    m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+                else:
+                    m = F.adaptive_avg_pool2d(m, size)
+            maps.append(F.normalize(m, dim=1))
+        return F.normalize(torch.cat(maps, 1), dim=1)
+
     def decode(self, out: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Head output -> a/b ``(N, 2, h, w)`` in Lab units."""
         if self.cfg.head == "reg":
