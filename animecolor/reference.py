@@ -78,7 +78,6 @@ class MatchParams:
     memory: float | None = None  # keyframes: also match the previous colored frame, its similarities lowered by this
     fallback: str = "model"  # where matches are weak (gate): "model" (the base model's prediction) or "gray" (no color)
     pos_weight: float = 0.0  # similarity cost of distance in the picture (squared, frame fractions)
-    vivid: float = 1.0  # > 1: mixed a/b rescaled toward the mixed colors' mean magnitude, by at most this factor
     max_positions: int = 4096  # cap on reference cells kept in the bank (a random subset beyond it)
     chunk: int = 2048  # target cells per similarity block (bounds memory)
 
@@ -370,9 +369,9 @@ class ReferenceBank:
 
     feats: torch.Tensor  # (M, C) unit vectors
     pos: torch.Tensor  # (M, 2) cell centre (x, y) as fractions of the frame
-    sums: torch.Tensor  # (M, B, 3) band-smoothed sums of a, b and |(a, b)|, normalized per cell
+    sums: torch.Tensor  # (M, B, 2) band-smoothed sums of a and b, normalized per cell
     counts: torch.Tensor  # (M, B) band-smoothed pixel counts, normalized per cell
-    global_sums: torch.Tensor  # (B, 3)
+    global_sums: torch.Tensor  # (B, 2)
     global_counts: torch.Tensor  # (B,)
     frames: int = 0
     names: list[str] = field(default_factory=list)
@@ -387,7 +386,7 @@ class ReferenceBank:
         bands = self.global_counts.shape[0]
         g = torch.arange(256)
         lo, hi, w = _band_coords(g, bands)
-        gs = self.global_sums[:, :2]
+        gs = self.global_sums
         s = gs[lo] * (1 - w)[:, None] + gs[hi] * w[:, None]
         c = self.global_counts[lo] * (1 - w) + self.global_counts[hi] * w
         return (s / c.clamp_min(1e-6)[:, None]).cpu().numpy().astype(np.float32)
@@ -400,8 +399,7 @@ def _cell_pos(hc: int, wc: int) -> torch.Tensor:
 
 
 def _cell_tables(gray: np.ndarray, ab: np.ndarray, cell: int, bands: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cell band sums ``(h/cell*w/cell, B, 3)`` of a, b and the chroma magnitude ``|(a, b)|``, and counts
-    ``(.., B)``, of one frame at working size."""
+    """Per-cell band sums ``(h/cell*w/cell, B, 2)`` of a and b, and counts ``(.., B)``, of one frame at working size."""
     h, w = gray.shape
     hc, wc = h // cell, w // cell
     band = np.minimum(gray.astype(np.int64) * bands // 256, bands - 1)
@@ -413,8 +411,7 @@ def _cell_tables(gray: np.ndarray, ab: np.ndarray, cell: int, bands: int) -> tup
     counts = np.bincount(key, minlength=n).astype(np.float32)
     sa = np.bincount(key, weights=ab[..., 0].reshape(-1), minlength=n).astype(np.float32)
     sb = np.bincount(key, weights=ab[..., 1].reshape(-1), minlength=n).astype(np.float32)
-    sm = np.bincount(key, weights=np.hypot(ab[..., 0], ab[..., 1]).reshape(-1), minlength=n).astype(np.float32)
-    return np.stack([sa, sb, sm], -1).reshape(hc * wc, bands, 3), counts.reshape(hc * wc, bands)
+    return np.stack([sa, sb], -1).reshape(hc * wc, bands, 2), counts.reshape(hc * wc, bands)
 
 
 def encode_references(
@@ -428,7 +425,7 @@ def encode_references(
     params = params or REFERENCE_PARAMS
     feat = _Features(base, params.features)
     F_list, S_list, C_list, P_list = [], [], [], []
-    g_s = torch.zeros(params.bands, 3)
+    g_s = torch.zeros(params.bands, 2)
     g_c = torch.zeros(params.bands)
     n = 0
     for rgb in rgb_frames:
@@ -528,7 +525,7 @@ def transfer(
     params = params or REFERENCE_PARAMS
     N, C, hc, wc = feats.shape
     B = params.bands
-    K = bank.sums.shape[-1]  # a, b, |(a, b)|
+    K = bank.sums.shape[-1]  # a, b
     q = feats.permute(0, 2, 3, 1).reshape(-1, C)
     qpos = _cell_pos(hc, wc).to(q.device).repeat(N, 1) if params.pos_weight > 0 else None
     k = min(params.top_k, bank.positions)
@@ -564,13 +561,7 @@ def transfer(
                 idx = (cell + band).reshape(N, -1, 1).expand(-1, -1, K + 1)
                 acc += table.gather(1, idx).reshape(N, h, w, K + 1) * (wgt * bw.unsqueeze(-1))
     acc = acc.permute(0, 3, 1, 2)  # (N, K + 1, h, w)
-    a_pix, b_pix, c_pix = acc[:, 0:1], acc[:, 1:2], acc[:, K : K + 1]
-    c_pix = c_pix.clamp_min(1e-8)
-    ab = torch.cat([a_pix, b_pix], 1) / c_pix
-    if params.vivid > 1:  # the mean's hue at the mean chroma magnitude (mixing hues pales the mean), gain at most `vivid`
-        mag = acc[:, 2:3] / c_pix
-        gain = (mag / ab.norm(dim=1, keepdim=True).clamp_min(1e-3)).clamp_(1.0, params.vivid)
-        ab = ab * gain
+    ab = acc[:, :K] / acc[:, K : K + 1].clamp_min(1e-8)
     return ab, best.reshape(N, hc, wc)
 
 
