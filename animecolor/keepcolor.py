@@ -39,7 +39,7 @@ from .frames import rgb_to_y
 from .model.net import JsonConfig
 
 __all__ = [
-    "FORMAT", "MIN_CHROMA", "HeadConfig", "MaskHead", "find_pairs", "load_pair", "derive_mask", "guided_upsample",
+    "FORMAT", "MIN_CHROMA", "TUNE_FROM", "HeadConfig", "MaskHead", "find_pairs", "load_pair", "derive_mask", "guided_upsample",
     "MaskSmoother", "KeepColorizer", "train_keepcolor", "load_keepcolor", "apply_mask_rgb", "pair_scores",
     "hist_similarity", "mask_iou", "mask_flicker", "neutral_source",
 ]
@@ -48,6 +48,9 @@ FORMAT = "animecolor-keepcolor/1"
 #: input pixels with less chroma than this (Lab a/b distance from gray) look the same kept or grayed:
 #: the mask there is unknown and neither trained on nor scored.
 MIN_CHROMA = 6.0
+#: ``select train``'s fine-tuning default (HeadConfig.tune_from): chosen on the Koro val shots, docs/keepcolor.md.
+#: HeadConfig's own default stays 0, what a checkpoint written before the option means.
+TUNE_FROM = 16
 AB_SCALE = 4.0  # a/b reach the head as Lab/100; x4: Lab/25, about unit scale
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -576,7 +579,8 @@ def train_keepcolor(
     random views per training pair beside the pair and its mirror image
     (:func:`_jitter`); ``hard_negatives``: extra weight of background pixels
     colored like the subject (:func:`_hard_negatives`); with ``config.tune_from``
-    the head's copy of the backbone's last blocks learns at ``tune_lr``.
+    (default :data:`TUNE_FROM`) the head's copy of the backbone's last blocks
+    learns at ``tune_lr``.
     ``base_model`` (a ``ResidualColorizer``) replaces ``base`` for tests.  Returns the record.
     """
     from .colorize import DEFAULT_WEIGHTS
@@ -599,7 +603,7 @@ def train_keepcolor(
     else:
         base_rec = {"path": "(in memory)", "sha256": ""}
     base_model.eval()
-    cfg = config or HeadConfig()
+    cfg = config or HeadConfig(tune_from=TUNE_FROM)
     torch.manual_seed(seed)
     head = MaskHead(cfg, base_model.backbone.channels, base_model.backbone)
     first = head._first if head.tuned is not None else len(base_model.backbone.channels)

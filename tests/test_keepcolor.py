@@ -265,15 +265,14 @@ def test_fine_tuned_blocks_travel_in_the_checkpoint(trained, tmp_path):
     moved = state["head.tuned.0._project_conv.weight"] - state["base.backbone._blocks.5._project_conv.weight"]
     assert float(moved.abs().max()) > 0  # trained, not the backbone's block as it was
     assert K.pair_scores(col, K.find_pairs([root / "test"]))["n"] == 6
-    # a checkpoint written before tune_from existed (no such key): loads, backbone frozen
-    old = root / "run" / "best.safetensors"
-    with safe_open(str(old), framework="pt") as f:
+    # a checkpoint written before tune_from existed (no such key, no tuned blocks): loads, backbone frozen
+    with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     cfg = json.loads(meta["config"])
     del cfg["tune_from"]
-    save_file(load_file(str(old)), str(tmp_path / "old.safetensors"), metadata={**meta, "config": json.dumps(cfg)})
+    frozen = {k: v for k, v in state.items() if not k.startswith("head.tuned.")}
+    save_file(frozen, str(tmp_path / "old.safetensors"), metadata={**meta, "config": json.dumps(cfg)})
     assert K.load_keepcolor(tmp_path / "old.safetensors").head.tuned is None
-    save_file(load_file(str(old)), str(tmp_path / "bad.safetensors"),
-              metadata={**meta, "config": json.dumps({**cfg, "tune_from": 16})})
+    save_file(frozen, str(tmp_path / "bad.safetensors"), metadata={**meta, "config": json.dumps({**cfg, "tune_from": 16})})
     with pytest.raises(WeightsError, match="corrupt keep-color checkpoint .*tuned"):
         K.load_keepcolor(tmp_path / "bad.safetensors")

@@ -31,6 +31,8 @@ def keep_colorizer(args, device: str | None):
 
 
 def register(subparsers) -> None:
+    from ..keepcolor import TUNE_FROM
+
     p = subparsers.add_parser(
         "select",
         help="selective color: keep color only on chosen subjects (train the mask from edited frames)",
@@ -56,8 +58,9 @@ def register(subparsers) -> None:
                    help="random views per training pair (crop, mirror, light; default 0)")
     t.add_argument("--hard-negatives", type=float, default=0.0, metavar="W",
                    help="extra loss weight of background pixels colored like the subject (default 0)")
-    t.add_argument("--tune-from", type=int, default=0, choices=(0, 16, 32), metavar="STRIDE",
-                   help="fine-tune the backbone's blocks from this stride on (16 or 32; default 0: frozen)")
+    t.add_argument("--tune-from", type=int, default=TUNE_FROM, choices=(0, 16, 32), metavar="STRIDE",
+                   help=f"fine-tune the backbone's blocks from this stride on (16 or 32; 0: backbone frozen; "
+                        f"default {TUNE_FROM})")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--overwrite", action="store_true", help="replace RUN/best.safetensors if it exists")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
