@@ -452,10 +452,10 @@ def _features(base, gray: np.ndarray, lut: torch.Tensor, keep: set[int]) -> list
         return [f[0].clone() if i in keep else None for i, f in enumerate(feats)]
 
 
-def _jitter(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, rng: np.random.Generator):
+def _jitter(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, rng: np.random.Generator, light: bool = True):
     """A random view of a pair for training: a crop of 60-100 % of the frame's side scaled back to its
-    size, mirrored half the time, under another light (per-channel gains 0.8-1.2: a color cast;
-    brightness 0.35-1.15; gamma 0.7-1.4).  The mask follows the crop; its color does not matter."""
+    size, mirrored half the time and, with ``light``, under another light (per-channel gains 0.8-1.2: a
+    color cast; brightness 0.35-1.15; gamma 0.7-1.4).  The mask follows the crop; its color does not matter."""
     H, W = mask.shape
     s = rng.uniform(0.6, 1.0)
     ch, cw = max(8, round(H * s)), max(8, round(W * s))
@@ -464,12 +464,15 @@ def _jitter(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, rng: np.random
     inp, mask, known = crop(inp, cv2.INTER_LINEAR), crop(mask, cv2.INTER_LINEAR), crop(known, cv2.INTER_LINEAR)
     if rng.random() < 0.5:
         inp, mask, known = inp[:, ::-1], mask[:, ::-1], known[:, ::-1]
+    if not light:
+        return np.ascontiguousarray(inp), np.ascontiguousarray(mask), np.ascontiguousarray(known)
     rgb = np.clip(inp.astype(np.float32) / 255.0 * rng.uniform(0.8, 1.2, 3), 0, 1) ** rng.uniform(0.7, 1.4)
     rgb = np.clip(rgb * rng.uniform(0.35, 1.15) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return rgb, np.ascontiguousarray(mask), np.ascontiguousarray(known)
 
 
-def _prepare(base, pairs, lut, long_side: int, keep: set[int], augment: int = 0, seed: int = 0) -> list[dict]:
+def _prepare(base, pairs, lut, long_side: int, keep: set[int], augment: int = 0, seed: int = 0,
+             light: bool = True) -> list[dict]:
     """Cached backbone maps of each pair, its mirror image and ``augment`` random views (:func:`_jitter`),
     with the frame's a/b and the mask target at the head's stride."""
     from .colorize import working_size
@@ -481,7 +484,7 @@ def _prepare(base, pairs, lut, long_side: int, keep: set[int], augment: int = 0,
         mask0, known0 = derive_mask(inp0, tgt)
         w, h = working_size(inp0.shape[1], inp0.shape[0], long_side)
         views = [(inp0, mask0, known0), (inp0[:, ::-1], mask0[:, ::-1], known0[:, ::-1])]
-        views += [_jitter(inp0, mask0, known0, rng) for _ in range(augment)]
+        views += [_jitter(inp0, mask0, known0, rng, light) for _ in range(augment)]
         for v, (inp, mask, known) in enumerate(views):
             gray = cv2.resize(_gray_of(np.ascontiguousarray(inp)), (w, h), interpolation=cv2.INTER_AREA)
             ms = cv2.resize(mask * known, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
@@ -565,22 +568,23 @@ def train_keepcolor(
     tune_lr: float = 1e-4,
     batch_size: int = 8,
     augment: int = 0,
+    augment_light: bool = True,
     hard_negatives: float = 0.0,
     val_fraction: float = 0.2,
     seed: int = 0,
     progress: Callable[[dict], None] | None = None,
     base_model=None,
 ) -> dict:
-    """Train the mask head on ``pairs`` (frozen backbone of ``base``, default the shipped weights).
+    """Train the mask head on ``pairs`` (backbone of ``base``, default the shipped weights).
 
     Every ``1/val_fraction``-th pair (at least one) is held out for early
     stopping on mask IoU; ``RUN/best.safetensors`` is the best epoch's head with
-    the base's tensors and the record (pairs, epochs, val IoU).  ``augment``:
-    random views per training pair beside the pair and its mirror image
-    (:func:`_jitter`); ``hard_negatives``: extra weight of background pixels
-    colored like the subject (:func:`_hard_negatives`); with ``config.tune_from``
-    (default :data:`TUNE_FROM`) the head's copy of the backbone's last blocks
-    learns at ``tune_lr``.
+    the base's tensors and the record (pairs, epochs, val IoU).  With
+    ``config.tune_from`` (default :data:`TUNE_FROM`) the head's copy of the
+    backbone's last blocks learns at ``tune_lr``.  ``augment``: random views per
+    training pair beside the pair and its mirror image (:func:`_jitter`;
+    ``augment_light=False``: crops and mirrors only); ``hard_negatives``: extra
+    weight of background pixels colored like the subject (:func:`_hard_negatives`).
     ``base_model`` (a ``ResidualColorizer``) replaces ``base`` for tests.  Returns the record.
     """
     from .colorize import DEFAULT_WEIGHTS
@@ -612,7 +616,8 @@ def train_keepcolor(
     step = max(2, round(1 / val_fraction))
     val_names = {p[0] for i, p in enumerate(pairs) if i % step == step - 1} or {pairs[-1][0]}
     long_side = base_model.cfg.working_long_side
-    train_s = _prepare(base_model, [p for p in pairs if p[0] not in val_names], lut, long_side, keep, augment, seed)
+    train_s = _prepare(base_model, [p for p in pairs if p[0] not in val_names], lut, long_side, keep, augment, seed,
+                       augment_light)
     val_s = [s for s in _prepare(base_model, [p for p in pairs if p[0] in val_names], lut, long_side, keep)
              if s["view"] == 0]
     if hard_negatives:
@@ -653,7 +658,8 @@ def train_keepcolor(
         "command": "select train", "base_model": base_rec, "pairs": len(pairs), "train_pairs": n_train,
         "val_pairs": sorted(val_names), "best_epoch": best_epoch, "epochs_run": len(history), "val_iou": best,
         "stopped_early": len(history) < epochs, "seconds": round(time.perf_counter() - t0, 1),
-        "lr": lr, "seed": seed, "augment": augment, "hard_negatives": hard_negatives,
+        "lr": lr, "seed": seed, "augment": augment, "augment_light": augment_light,
+        "hard_negatives": hard_negatives,
         **({"tune_lr": tune_lr} if tuned else {}),
     }
     _save(run / "best.safetensors", base_model, head, record)

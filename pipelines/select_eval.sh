@@ -73,6 +73,10 @@ koro() {
     NAME=frozen_hn2 train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 0 --hard-negatives 2
     NAME=frozen_hn10 train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 0 --hard-negatives 10
     NAME=tune32 train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 32
+    for seed in 0 1; do
+      NAME=tune8_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 8 --seed $seed
+      NAME=tune16_geo2_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --augment 2 --no-augment-light --seed $seed
+    done
     NAME=frozen_aug4 train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 0 --augment 4
     for m in frozen_s0 tune16_s0 tune16_s1; do
       $PY pipelines/select_grabcut.py runs/cam_x/$m/best.safetensors "$PAIRS/val" | tee runs/cam_x/grabcut_$m.md

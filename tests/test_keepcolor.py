@@ -237,6 +237,8 @@ def test_training_views_and_hard_negatives():
         a = K.rgb_to_lab(v)[..., 1]
         assert v.shape == img.shape and m.shape == mask.shape
         assert a[m > 0.9].mean() > a[m < 0.1].mean() + 20  # the red disk is still where the mask says
+    v, m, _ = K._jitter(img, mask, np.ones_like(mask), rng, light=False)  # crops and mirrors only
+    assert set(map(tuple, v[m > 0.99].reshape(-1, 3))) == {(220, 40, 40)}  # the subject's own color, untouched
     torch = pytest.importorskip("torch")
     ab = torch.zeros(2, 4, 4)
     ab[0] = 0.5  # a/b of the subject ...

@@ -56,10 +56,12 @@ def register(subparsers) -> None:
     t.add_argument("--max-pairs", type=int, default=None, metavar="N", help="use the first N pairs (by name) only")
     t.add_argument("--augment", type=int, default=0, metavar="N",
                    help="random views per training pair (crop, mirror, light; default 0)")
+    t.add_argument("--no-augment-light", dest="augment_light", action="store_false",
+                   help="with --augment: crops and mirrors only, no light changes")
     t.add_argument("--hard-negatives", type=float, default=0.0, metavar="W",
                    help="extra loss weight of background pixels colored like the subject (default 0)")
-    t.add_argument("--tune-from", type=int, default=TUNE_FROM, choices=(0, 16, 32), metavar="STRIDE",
-                   help=f"fine-tune the backbone's blocks from this stride on (16 or 32; 0: backbone frozen; "
+    t.add_argument("--tune-from", type=int, default=TUNE_FROM, choices=(0, 8, 16, 32), metavar="STRIDE",
+                   help=f"fine-tune the backbone's blocks from this stride on (8, 16 or 32; 0: backbone frozen; "
                         f"default {TUNE_FROM})")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--overwrite", action="store_true", help="replace RUN/best.safetensors if it exists")
@@ -91,6 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     rec = train_keepcolor(pairs, args.out, base=args.base, config=HeadConfig(tune_from=args.tune_from),
                           epochs=args.epochs, patience=args.patience, augment=args.augment,
+                          augment_light=args.augment_light,
                           hard_negatives=args.hard_negatives, seed=args.seed, progress=progress)
     print(json.dumps({k: rec[k] for k in ("best", "pairs", "train_pairs", "best_epoch", "epochs_run", "val_iou",
                                           "seconds")}))
