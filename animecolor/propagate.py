@@ -35,6 +35,7 @@ class PropagateParams:
     err_hi: float = 18.0  # and from this far on the fallback's
     window: int = 5  # the difference is averaged over this square window (pixels at working size)
     finest_scale: int = 1  # DIS pyramid level where the flow stops (0 = full working size)
+    gain: bool = True  # compare with the keyframe after fitting one brightness gain and offset (fades, film flicker)
 
     def __post_init__(self) -> None:
         if not 0 <= self.err_lo < self.err_hi:
@@ -84,9 +85,31 @@ class KeyframeTrack:
         inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
         key_at = cv2.remap(self.key_gray_f, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         ab = cv2.remap(self.key_ab, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        err = np.abs(key_at - gray.astype(np.float32))
+        g = gray.astype(np.float32)
+        if p.gain:
+            key_at = _fit_brightness(key_at, g, inside, p.err_hi)
+        err = np.abs(key_at - g)
         if p.window > 1:
             err = cv2.blur(err, (p.window, p.window))
         trust = np.clip((p.err_hi - err) / (p.err_hi - p.err_lo), 0.0, 1.0)
         trust[~inside] = 0.0
         return ab, trust
+
+
+def _fit_brightness(key_at: np.ndarray, gray: np.ndarray, inside: np.ndarray, tol: float) -> np.ndarray:
+    """``key_at`` mapped by the gain and offset that best bring it onto ``gray``: least squares over the
+    tracked pixels that agree with the median offset, refitted on those within ``tol`` of the fit (pixels
+    of new content or lost tracks do not pull it); unchanged when the fit is unsure."""
+    k, g = key_at[::2, ::2][inside[::2, ::2]], gray[::2, ::2][inside[::2, ::2]]
+    if k.size < 64:
+        return key_at
+    keep = np.abs(k + np.median(g - k) - g) < 2 * tol
+    for _ in range(2):
+        kk, gg = k[keep], g[keep]
+        if kk.size < 64 or kk.std() < 2.0:
+            return key_at
+        a, b = np.polyfit(kk, gg, 1)
+        keep = np.abs(a * k + b - g) < tol
+    if not 0.25 <= a <= 4.0:
+        return key_at
+    return key_at * np.float32(a) + np.float32(b)

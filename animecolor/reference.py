@@ -681,8 +681,10 @@ class KeyframeColorizer:
     at time ``t`` belongs to the shot between the cuts around it; the keyframes
     whose times fall in that shot form its bank, so colors carry forward and
     backward from a keyframe up to the cuts.  Frames of a shot without a
-    keyframe are colored by ``fallback`` (default: the base model; pass a
-    :class:`ReferenceColorizer` to use reference stills there).  Within a
+    keyframe are colored by ``fallback`` (default: the keyframes themselves
+    as reference stills, a :class:`ReferenceColorizer` built on first use: on
+    validation shots far closer than the base model, docs/reference.md; pass
+    the base model, or a ReferenceColorizer of other stills, to choose).  Within a
     shot, cells that match the keyframe weakly (new content, a dissolve the
     cut test missed) blend toward the base model (``params.gate``), or a
     learned ``refiner`` (:mod:`animecolor.refine`) replaces that gate.
@@ -720,7 +722,7 @@ class KeyframeColorizer:
         self.base = base
         self.params = params or KEYFRAME_PARAMS
         self.name = name
-        self.fallback = fallback if fallback is not None else base
+        self._fallback = fallback  # None: the keyframes as reference stills (see fallback)
         self.output_stride = base.output_stride
         self.device = base.device
         self._ref = ReferenceColorizer(base, None, self.params, name, refiner)  # the bank is given per shot
@@ -733,6 +735,14 @@ class KeyframeColorizer:
         self._memory: tuple[int, list] | None = None  # (shot, [previous frame's bank]) when params.memory is set
         self.propagate = propagate  # carry the keyframe's chroma along the shot by optical flow (animecolor.propagate)
         self._track: list | None = None  # [shot, keyframe index, last frame's time, KeyframeTrack]
+
+    @property
+    def fallback(self) -> Colorizer:
+        """What colors the shots without a keyframe (built on first use)."""
+        if self._fallback is None:
+            self._fallback = ReferenceColorizer.from_images(self.base, [k.rgb for k in self.keyframes], name="keyframes as references",
+                                                            names=[k.name for k in self.keyframes])
+        return self._fallback
 
     def shot_of(self, t: float) -> int:
         """Index of the shot holding time ``t`` (0 before the first cut)."""
@@ -850,7 +860,7 @@ def guided_colorizer(
     specs for ``video`` (scanned once up to the last keyframe for scene cuts
     and for the frames at those times).  With neither, ``base`` itself.
     Keyframe shots use the keyframes; the other shots the references if
-    given, else the base model.
+    given, else the keyframes themselves as reference stills.
     """
     col: Colorizer = base
     if references:
@@ -880,5 +890,5 @@ def guided_colorizer(
             on_warning(f"keyframe {path.name} does not look like the frame at {when} (brightness correlation {match:.2f}); "
                        "check its time")
         kfs.append(Keyframe(rgb, times[i], path.name))
-    return KeyframeColorizer(base, kfs, scan.cuts, fallback=col, params=KEYFRAME_PARAMS,
+    return KeyframeColorizer(base, kfs, scan.cuts, fallback=col if references else None, params=KEYFRAME_PARAMS,
                              name=f"keyframes ({len(kfs)})" + (f" + {col.name}" if col is not base else ""))

@@ -46,6 +46,20 @@ def test_trust_falls_where_the_frame_no_longer_matches_the_keyframe():
     assert trust[:, W // 2 + 8 :].mean() < 0.2
 
 
+def test_gain_keeps_trust_through_a_fade():
+    # the square moves while the whole picture darkens (a fade, film exposure flicker):
+    # the plain brightness test loses the track, the gain-compensated one keeps it
+    g0, ab0 = _scene(20)
+    plain, gained = KeyframeTrack(g0, ab0, PropagateParams(gain=False)), KeyframeTrack(g0, ab0)  # default: gain on
+    for i, x in enumerate(range(22, 32, 2)):
+        g, _ = _scene(x)
+        g = np.clip(g.astype(np.float32) * (1.0 - 0.07 * (i + 1)) + 3 * (i + 1), 0, 255).astype(np.uint8)
+        (_, t_plain), (carried, t_gain) = plain.step(g), gained.step(g)
+    inner = (slice(36, 56), slice(x + 6, x + 26))
+    assert t_plain.mean() < 0.2
+    assert t_gain.mean() > 0.7 and t_gain[inner].mean() > 0.9 and np.abs(carried[inner] - np.array(RED)).max() < 3.0
+
+
 def test_params_and_sizes_are_checked():
     with pytest.raises(ValueError):
         PropagateParams(err_lo=10, err_hi=5)

@@ -81,6 +81,19 @@ def test_keyframe_stays_in_its_shot(base):
         apply_colorizer(kf, gray, None)
 
 
+def test_shots_without_a_keyframe_take_the_keyframes_palette(base):
+    # no fallback given: a shot without a keyframe is colored with the keyframes as reference stills,
+    # far closer to the truth there than the base model (the synthetic cartoon, a later moment, after a cut)
+    W, H = 192, 128
+    gts = [clip_frame(i, W, H, gray=False) for i in range(12)]
+    kf = R.KeyframeColorizer(base, [R.Keyframe(gts[0], 0.0)], cuts=[0.2])
+    assert isinstance(kf.fallback, R.ReferenceColorizer)
+    times = [0.25 + i / 12 for i in range(6)]
+    de_kf = _de(_colorize(kf, gts[6:], times), gts[6:])
+    de_model = _de(_colorize(base, gts[6:]), gts[6:])
+    assert de_kf < 0.5 * de_model
+
+
 def test_flow_propagation_follows_frames_in_order_only(base):
     # frames given out of order (preview, a segment's start) are followed from the keyframe itself:
     # a frame after unrelated later frames gets what it gets alone

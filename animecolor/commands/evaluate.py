@@ -123,7 +123,8 @@ def _first_frame_keyframes(base):
         kf = [R.Keyframe(first_rgb, 0.0, "first frame")]
         return {
             "keyframe": R.KeyframeColorizer(base, kf, cuts, name="keyframe"),
-            "copy-keyframe": R.KeyframeColorizer(base, kf, cuts, name="copy-keyframe", method="copy"),
+            # the naive baseline: the keyframe copied within its shot, the base model elsewhere
+            "copy-keyframe": R.KeyframeColorizer(base, kf, cuts, fallback=base, name="copy-keyframe", method="copy"),
         }
 
     return per_clip
