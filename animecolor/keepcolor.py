@@ -39,7 +39,7 @@ from .frames import rgb_to_y
 from .model.net import JsonConfig
 
 __all__ = [
-    "FORMAT", "MIN_CHROMA", "HeadConfig", "MaskHead", "find_pairs", "load_pair", "derive_mask", "guided_upsample",
+    "FORMAT", "MIN_CHROMA", "TUNE_FROM", "HeadConfig", "MaskHead", "find_pairs", "load_pair", "derive_mask", "guided_upsample",
     "MaskSmoother", "KeepColorizer", "train_keepcolor", "load_keepcolor", "apply_mask_rgb", "pair_scores",
     "hist_similarity", "mask_iou", "mask_flicker", "neutral_source",
 ]
@@ -48,6 +48,9 @@ FORMAT = "animecolor-keepcolor/1"
 #: input pixels with less chroma than this (Lab a/b distance from gray) look the same kept or grayed:
 #: the mask there is unknown and neither trained on nor scored.
 MIN_CHROMA = 6.0
+#: ``select train``'s fine-tuning default (HeadConfig.tune_from): chosen on the Koro val shots, docs/keepcolor.md.
+#: HeadConfig's own default stays 0, what a checkpoint written before the option means.
+TUNE_FROM = 16
 AB_SCALE = 4.0  # a/b reach the head as Lab/100; x4: Lab/25, about unit scale
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -126,14 +129,38 @@ class HeadConfig(JsonConfig):
     ema: float = 0.5  # weight of the new frame in the mask's moving average (1 = no smoothing)
     guide_radius: int = 4  # guided-filter radius at working size (px)
     guide_eps: float = 1e-3  # guided-filter regularization (gray in [0, 1])
+    # fine-tuning: the head holds its own trained copy of the backbone's blocks from this stride on
+    # (16: the stride-16 and -32 stages; 32: the stride-32 stage), run on the frozen backbone's map at the
+    # stride before; 0: the backbone is frozen, its maps used as they are
+    tune_from: int = 0
 
 
 class MaskHead(nn.Module):
-    """Backbone features (frozen) -> one keep-color logit per pixel at the finest tapped stride."""
+    """Backbone features (frozen) -> one keep-color logit per pixel at the finest tapped stride.
 
-    def __init__(self, cfg: HeadConfig, channels: Sequence[int]):
+    With ``cfg.tune_from`` the head holds a copy of the backbone's blocks from that
+    stride on (``tuned``; initialised from ``backbone`` when given, else to be loaded)
+    and recomputes the coarser maps with them.
+    """
+
+    def __init__(self, cfg: HeadConfig, channels: Sequence[int], backbone: nn.Module | None = None):
         super().__init__()
         self.cfg = cfg
+        self.tuned = None
+        if cfg.tune_from:
+            import copy
+
+            from .model.backbone import EfficientNetLite0
+
+            strides = list(EfficientNetLite0.strides)
+            if cfg.tune_from not in strides[1:] or (backbone is not None and not isinstance(backbone, EfficientNetLite0)):
+                raise ValueError(f"fine-tuning needs an EfficientNet-Lite0 backbone and tune_from in {strides[1:]}, "
+                                 f"got {cfg.tune_from}")
+            self._first = strides.index(cfg.tune_from)  # the first recomputed map
+            start = EfficientNetLite0._taps[self._first - 1] + 1
+            self._taps = [t - start for t in EfficientNetLite0._taps[self._first:]]
+            src = backbone if backbone is not None else EfficientNetLite0()
+            self.tuned = nn.ModuleList(copy.deepcopy(list(src._blocks)[start:]))
         self.proj = nn.ModuleList([nn.Sequential(nn.Conv2d(channels[i], cfg.width, 1), nn.ReLU()) for i in cfg.taps])
         # the frame's a/b gets a 3x3 projection of its own, as wide as a feature scale's: fed in raw
         # (2 channels of ~0.1-0.5 among 128 of features), the head learned to ignore it
@@ -148,6 +175,12 @@ class MaskHead(nn.Module):
 
     def forward(self, feats: Sequence[torch.Tensor], ab: torch.Tensor | None = None) -> torch.Tensor:
         """``ab``: ``(N, 2, h, w)`` Lab a/b / 100 at the finest tapped stride (needed when ``cfg.chroma``)."""
+        if self.tuned is not None:
+            x, feats = feats[self._first - 1], list(feats[:self._first])
+            for i, blk in enumerate(self.tuned):
+                x = blk(x)
+                if i in self._taps:
+                    feats.append(x)
         xs = [feats[i] for i in self.cfg.taps]
         size = xs[0].shape[-2:]
         ys = [p(x) if x.shape[-2:] == size else TF.interpolate(p(x), size=size, mode="bilinear", align_corners=False)
@@ -157,6 +190,12 @@ class MaskHead(nn.Module):
                 raise ValueError("this mask head needs the frame's a/b")
             ys.append(self.ab_proj(ab * AB_SCALE))
         return self.fuse(torch.cat(ys, 1))[:, 0]
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.tuned is not None:  # the copied blocks keep the backbone's batch-norm statistics
+            self.tuned.eval()
+        return self
 
 
 def _lut(device) -> torch.Tensor:
@@ -405,35 +444,84 @@ def _save(path: Path, base, head: MaskHead, info: dict) -> None:
 
 # ----------------------------------------------------------------------------- training
 
-def _features(base, gray: np.ndarray, lut: torch.Tensor) -> list[torch.Tensor]:
+def _features(base, gray: np.ndarray, lut: torch.Tensor, keep: set[int]) -> list[torch.Tensor | None]:
+    """The backbone's maps of one gray frame (only those in ``keep``, the others ``None``)."""
     with torch.no_grad():
-        x = lut[torch.from_numpy(gray).long()][None, None]
-        return [f[0].clone() for f in base.backbone(x)]
+        x = lut[torch.from_numpy(np.ascontiguousarray(gray)).long()][None, None]
+        feats = base.backbone.features_until(x, max(keep) + 1)
+        return [f[0].clone() if i in keep else None for i, f in enumerate(feats)]
 
 
-def _prepare(base, pairs, lut, long_side: int) -> list[dict]:
-    """Cached backbone features (and the h-flipped copy) with the mask target at the head's stride."""
+def _jitter(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, rng: np.random.Generator, light: bool = True):
+    """A random view of a pair for training: a crop of 60-100 % of the frame's side scaled back to its
+    size, mirrored half the time and, with ``light``, under another light (per-channel gains 0.8-1.2: a
+    color cast; brightness 0.35-1.15; gamma 0.7-1.4).  The mask follows the crop; its color does not matter."""
+    H, W = mask.shape
+    s = rng.uniform(0.6, 1.0)
+    ch, cw = max(8, round(H * s)), max(8, round(W * s))
+    y0, x0 = rng.integers(0, H - ch + 1), rng.integers(0, W - cw + 1)
+    crop = lambda a, interp: cv2.resize(a[y0:y0 + ch, x0:x0 + cw], (W, H), interpolation=interp)  # noqa: E731
+    inp, mask, known = crop(inp, cv2.INTER_LINEAR), crop(mask, cv2.INTER_LINEAR), crop(known, cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        inp, mask, known = inp[:, ::-1], mask[:, ::-1], known[:, ::-1]
+    if not light:
+        return np.ascontiguousarray(inp), np.ascontiguousarray(mask), np.ascontiguousarray(known)
+    rgb = np.clip(inp.astype(np.float32) / 255.0 * rng.uniform(0.8, 1.2, 3), 0, 1) ** rng.uniform(0.7, 1.4)
+    rgb = np.clip(rgb * rng.uniform(0.35, 1.15) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return rgb, np.ascontiguousarray(mask), np.ascontiguousarray(known)
+
+
+def _prepare(base, pairs, lut, long_side: int, keep: set[int], augment: int = 0, seed: int = 0,
+             light: bool = True) -> list[dict]:
+    """Cached backbone maps of each pair, its mirror image and ``augment`` random views (:func:`_jitter`),
+    with the frame's a/b and the mask target at the head's stride."""
     from .colorize import working_size
 
+    rng = np.random.default_rng(seed)
     out = []
     for name, inp_p, tgt_p in pairs:
-        inp, tgt = load_pair(inp_p, tgt_p)
-        mask, known = derive_mask(inp, tgt)
-        w, h = working_size(inp.shape[1], inp.shape[0], long_side)
-        gray = cv2.resize(_gray_of(inp), (w, h), interpolation=cv2.INTER_AREA)
-        ms = cv2.resize(mask * known, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-        ks = cv2.resize(known, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-        tgt_s = np.where(ks > 0, ms / np.maximum(ks, 1e-6), 0)
-        ab = cv2.resize(rgb_to_lab(inp)[..., 1:], (w // 4, h // 4), interpolation=cv2.INTER_AREA) / 100.0
-        for flip in (False, True):
-            g = gray[:, ::-1].copy() if flip else gray
+        inp0, tgt = load_pair(inp_p, tgt_p)
+        mask0, known0 = derive_mask(inp0, tgt)
+        w, h = working_size(inp0.shape[1], inp0.shape[0], long_side)
+        views = [(inp0, mask0, known0), (inp0[:, ::-1], mask0[:, ::-1], known0[:, ::-1])]
+        views += [_jitter(inp0, mask0, known0, rng, light) for _ in range(augment)]
+        for v, (inp, mask, known) in enumerate(views):
+            gray = cv2.resize(_gray_of(np.ascontiguousarray(inp)), (w, h), interpolation=cv2.INTER_AREA)
+            ms = cv2.resize(mask * known, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+            ks = cv2.resize(np.ascontiguousarray(known), (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+            ab = cv2.resize(rgb_to_lab(np.ascontiguousarray(inp))[..., 1:], (w // 4, h // 4),
+                            interpolation=cv2.INTER_AREA) / 100.0
             out.append({
-                "name": name, "flip": flip, "feats": _features(base, g, lut),
-                "ab": torch.from_numpy((ab[:, ::-1] if flip else ab).transpose(2, 0, 1).copy()).float(),
-                "mask": torch.from_numpy((tgt_s[:, ::-1] if flip else tgt_s).copy()).float(),
-                "known": torch.from_numpy((ks[:, ::-1] if flip else ks).copy()).float(),
+                "name": name, "view": v, "feats": _features(base, gray, lut, keep),
+                "ab": torch.from_numpy(ab.transpose(2, 0, 1).copy()).float(),
+                "mask": torch.from_numpy(np.where(ks > 0, ms / np.maximum(ks, 1e-6), 0)).float(),
+                "known": torch.from_numpy(ks).float(),
             })
     return out
+
+
+def _hard_negatives(samples: list[dict], weight: float, bins: int = 16, reach: float = 0.64) -> None:
+    """Weight each sample's background pixels by how common their a/b is on the subject
+    (``known`` becomes ``known x (1 + weight x share)`` there, share in [0, 1] relative to the subject's
+    commonest color; a/b binned over +-``reach`` (Lab/100)): the look-alikes cost more when kept."""
+    edges = np.linspace(-reach, reach, bins + 1)
+
+    def bin_of(ab: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        a, b = ab.numpy()
+        return (np.clip(np.digitize(a, edges) - 1, 0, bins - 1), np.clip(np.digitize(b, edges) - 1, 0, bins - 1))
+
+    hist = np.zeros((bins, bins))
+    for s in samples:
+        on = ((s["mask"] > 0.5) & (s["known"] > 0.5)).numpy()
+        ia, ib = bin_of(s["ab"])
+        np.add.at(hist, (ia[on], ib[on]), 1)
+    if hist.max() == 0:
+        return
+    hist /= hist.max()
+    for s in samples:
+        ia, ib = bin_of(s["ab"])
+        share = torch.from_numpy(hist[ia, ib]).float()
+        s["weight"] = s["known"] * (1 + weight * share * (s["mask"] < 0.5))
 
 
 def _stack(samples: list[dict]) -> list[dict]:
@@ -441,15 +529,17 @@ def _stack(samples: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for s in samples:
         groups.setdefault(tuple(s["mask"].shape), []).append(s)
-    return [{"feats": [torch.stack([s["feats"][i] for s in g]) for i in range(len(g[0]["feats"]))],
+    return [{"feats": [None if g[0]["feats"][i] is None else torch.stack([s["feats"][i] for s in g])
+                       for i in range(len(g[0]["feats"]))],
              "ab": torch.stack([s["ab"] for s in g]), "mask": torch.stack([s["mask"] for s in g]),
-             "known": torch.stack([s["known"] for s in g])} for g in groups.values()]
+             "known": torch.stack([s["known"] for s in g]),
+             "weight": torch.stack([s.get("weight", s["known"]) for s in g])} for g in groups.values()]
 
 
 def _loss(head: MaskHead, b: dict) -> torch.Tensor:
-    """Summed over the batch's samples: known-weighted BCE + soft Dice of each."""
-    logit, t, k = head(b["feats"], b["ab"]), b["mask"], b["known"]
-    bce = (TF.binary_cross_entropy_with_logits(logit, t, reduction="none") * k).sum((1, 2)) / k.sum((1, 2)).clamp(min=1)
+    """Summed over the batch's samples: weighted BCE over the known pixels + soft Dice of each."""
+    logit, t, k, wt = head(b["feats"], b["ab"]), b["mask"], b["known"], b["weight"]
+    bce = (TF.binary_cross_entropy_with_logits(logit, t, reduction="none") * wt).sum((1, 2)) / wt.sum((1, 2)).clamp(min=1)
     p = torch.sigmoid(logit) * k
     dice = 1 - (2 * (p * t).sum((1, 2)) + 1) / (p.sum((1, 2)) + (t * k).sum((1, 2)) + 1)
     return (bce + dice).sum()
@@ -475,18 +565,27 @@ def train_keepcolor(
     epochs: int = 80,
     patience: int = 10,
     lr: float = 2e-3,
+    tune_lr: float = 1e-4,
     batch_size: int = 8,
+    augment: int = 0,
+    augment_light: bool = True,
+    hard_negatives: float = 0.0,
     val_fraction: float = 0.2,
     seed: int = 0,
     progress: Callable[[dict], None] | None = None,
     base_model=None,
 ) -> dict:
-    """Train the mask head on ``pairs`` (frozen backbone of ``base``, default the shipped weights).
+    """Train the mask head on ``pairs`` (backbone of ``base``, default the shipped weights).
 
     Every ``1/val_fraction``-th pair (at least one) is held out for early
     stopping on mask IoU; ``RUN/best.safetensors`` is the best epoch's head with
-    the base's tensors and the record (pairs, epochs, val IoU).  ``base_model``
-    (a ``ResidualColorizer``) replaces ``base`` for tests.  Returns the record.
+    the base's tensors and the record (pairs, epochs, val IoU).  With
+    ``config.tune_from`` (default :data:`TUNE_FROM`) the head's copy of the
+    backbone's last blocks learns at ``tune_lr``.  ``augment``: random views per
+    training pair beside the pair and its mirror image (:func:`_jitter`;
+    ``augment_light=False``: crops and mirrors only); ``hard_negatives``: extra
+    weight of background pixels colored like the subject (:func:`_hard_negatives`).
+    ``base_model`` (a ``ResidualColorizer``) replaces ``base`` for tests.  Returns the record.
     """
     from .colorize import DEFAULT_WEIGHTS
     from .finetune import base_model_info
@@ -496,8 +595,9 @@ def train_keepcolor(
     emit = progress or (lambda ev: None)
     if len(pairs) < 2:
         raise ValueError(f"need at least 2 pairs (one is held out for early stopping), got {len(pairs)}")
-    if epochs < 1 or patience < 1 or batch_size < 1:
-        raise ValueError("--epochs, --patience and --batch-size must be at least 1")
+    if epochs < 1 or patience < 1 or batch_size < 1 or augment < 0 or hard_negatives < 0:
+        raise ValueError("--epochs, --patience and --batch-size must be at least 1, --augment and "
+                         "--hard-negatives at least 0")
     if base_model is None:
         base_path = Path(base) if base else DEFAULT_WEIGHTS
         if not base_path.is_file():
@@ -507,19 +607,28 @@ def train_keepcolor(
     else:
         base_rec = {"path": "(in memory)", "sha256": ""}
     base_model.eval()
-    cfg = config or HeadConfig()
+    cfg = config or HeadConfig(tune_from=TUNE_FROM)
     torch.manual_seed(seed)
+    head = MaskHead(cfg, base_model.backbone.channels, base_model.backbone)
+    first = head._first if head.tuned is not None else len(base_model.backbone.channels)
+    keep = {i for i in cfg.taps if i < first} | ({first - 1} if head.tuned is not None else set())
     lut = _lut("cpu")
     step = max(2, round(1 / val_fraction))
     val_names = {p[0] for i, p in enumerate(pairs) if i % step == step - 1} or {pairs[-1][0]}
     long_side = base_model.cfg.working_long_side
-    samples = _prepare(base_model, pairs, lut, long_side)
-    train_s = [s for s in samples if s["name"] not in val_names]
-    val_s = [s for s in samples if s["name"] in val_names and not s["flip"]]
+    train_s = _prepare(base_model, [p for p in pairs if p[0] not in val_names], lut, long_side, keep, augment, seed,
+                       augment_light)
+    val_s = [s for s in _prepare(base_model, [p for p in pairs if p[0] in val_names], lut, long_side, keep)
+             if s["view"] == 0]
+    if hard_negatives:
+        _hard_negatives(train_s, hard_negatives)
     val_b = _stack(val_s)
-    emit({"stage": "features", "train": len(train_s) // 2, "val": len(val_s), "seconds": time.perf_counter() - t0})
-    head = MaskHead(cfg, base_model.backbone.channels)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
+    n_train = len(pairs) - len(val_names)
+    emit({"stage": "features", "train": n_train, "val": len(val_s), "seconds": time.perf_counter() - t0})
+    tuned = list(head.tuned.parameters()) if head.tuned is not None else []
+    rest = [p for n, p in head.named_parameters() if not n.startswith("tuned.")]
+    opt = torch.optim.AdamW([{"params": rest, "lr": lr}] + ([{"params": tuned, "lr": tune_lr}] if tuned else []),
+                            lr=lr, weight_decay=1e-4)
     rng = np.random.default_rng(seed)
     best, best_state, best_epoch, history = -1.0, None, 0, []
     for epoch in range(1, epochs + 1):
@@ -546,10 +655,12 @@ def train_keepcolor(
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     record = {
-        "command": "select train", "base_model": base_rec, "pairs": len(pairs), "train_pairs": len(train_s) // 2,
+        "command": "select train", "base_model": base_rec, "pairs": len(pairs), "train_pairs": n_train,
         "val_pairs": sorted(val_names), "best_epoch": best_epoch, "epochs_run": len(history), "val_iou": best,
         "stopped_early": len(history) < epochs, "seconds": round(time.perf_counter() - t0, 1),
-        "lr": lr, "seed": seed,
+        "lr": lr, "seed": seed, "augment": augment, "augment_light": augment_light,
+        "hard_negatives": hard_negatives,
+        **({"tune_lr": tune_lr} if tuned else {}),
     }
     _save(run / "best.safetensors", base_model, head, record)
     with open(run / "history.jsonl", "w") as f:

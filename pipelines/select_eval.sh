@@ -5,20 +5,24 @@
 #   bash pipelines/select_eval.sh koro       real frames, Koro the llama in Caminandes 3 (GrabCut masks from
 #                                            pipelines/caminandes_koro.json): 10/30/59-pair models, val and SE02 test
 #                                            scores, smoothing settings on the val shots, flicker on two SE02 shots.
-#                                            ~30 min; POSITIVES=1 adds the models without the Koro-free shots.
+#                                            ~30 min; POSITIVES=1 adds the models without the Koro-free shots;
+#                                            TRIED=1 the training variants of docs/keepcolor.md's tried table (30
+#                                            pairs, val only, ~1 h) and the GrabCut post-step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 AC=${AC:-.venv/bin/animecolor}
 CAM=../shared/data/series/caminandes3
 
-train_eval() {  # PAIRS OUT N SPLIT...: train on the first N pairs of PAIRS/train, score on PAIRS/SPLIT
-  local pairs=$1 out=$2 n=$3 split
+train_eval() {  # PAIRS OUT N SPLIT... [-- TRAIN OPTIONS]: train on the first N pairs of PAIRS/train, score on PAIRS/SPLIT
+  local pairs=$1 out=$2 n=$3 split splits=() opts=() name=${NAME:-n$3}
   shift 3
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do splits+=("$1"); shift; done
+  [ $# -gt 0 ] && shift && opts=("$@")
   mkdir -p "$out"
-  $AC select train "$pairs/train" --max-pairs "$n" -o "$out/n$n" --overwrite -q | tee "$out/n$n.train.json"
-  for split in "$@"; do
-    $AC evaluate --keep-color "$out/n$n/best.safetensors" "$pairs/$split" | tee "$out/n$n.$split.md"
+  $AC select train "$pairs/train" --max-pairs "$n" -o "$out/$name" --overwrite -q "${opts[@]}" | tee "$out/$name.train.json"
+  for split in "${splits[@]}"; do
+    $AC evaluate --keep-color "$out/$name/best.safetensors" "$pairs/$split" | tee "$out/$name.$split.md"
   done
 }
 
@@ -55,6 +59,27 @@ koro() {
     ln -sfn "$PWD/$PAIRS/test" runs/cam_pairs_pos/test
     for n in 10 30 51; do
       train_eval runs/cam_pairs_pos runs/cam_pos "$n" val test
+    done
+  fi
+  if [ -n "${TRIED:-}" ]; then  # training variants at 30 pairs, scored on the val shots only; 3 seeds of the two main ones
+    for seed in 0 1 2; do
+      NAME=frozen_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 0 --seed $seed
+      NAME=tune16_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --seed $seed
+    done
+    for seed in 0 1; do
+      NAME=frozen_hn5_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 0 --hard-negatives 5 --seed $seed
+      NAME=tune16_hn5_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --hard-negatives 5 --seed $seed
+    done
+    NAME=frozen_hn2 train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 0 --hard-negatives 2
+    NAME=frozen_hn10 train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 0 --hard-negatives 10
+    NAME=tune32 train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 32
+    for seed in 0 1; do
+      NAME=tune8_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 8 --seed $seed
+      NAME=tune16_geo2_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --augment 2 --no-augment-light --seed $seed
+    done
+    NAME=frozen_aug4 train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 0 --augment 4
+    for m in frozen_s0 tune16_s0 tune16_s1; do
+      $PY pipelines/select_grabcut.py runs/cam_x/$m/best.safetensors "$PAIRS/val" | tee runs/cam_x/grabcut_$m.md
     done
   fi
 }

@@ -7,6 +7,8 @@ from the pairs, not the shipped model's quality (docs/keepcolor.md has those fig
 """
 from __future__ import annotations
 
+import json
+
 import av
 import cv2
 import numpy as np
@@ -14,7 +16,7 @@ import pytest
 
 from animecolor import keepcolor as K
 from animecolor.cli import main
-from animecolor.model import ModelConfig, ResidualColorizer
+from animecolor.model import ModelConfig, ResidualColorizer, WeightsError
 from conftest import write_rgb_clip
 
 
@@ -224,3 +226,55 @@ def test_caminandes_pairs_grabcut_follows_the_box_and_strokes():
     lab_i, lab_t = K.rgb_to_lab(img), K.rgb_to_lab(tgt)
     assert np.abs(lab_i[..., 0] - lab_t[..., 0]).max() < 1.5
     assert np.abs(lab_t[~got][:, 1:]).max() < 1.5 and np.abs(lab_t[got][:, 1:] - lab_i[got][:, 1:]).max() < 2.5
+
+
+def test_training_views_and_hard_negatives():
+    """A jittered view keeps the mask on the subject; a background pixel colored like the subject weighs more."""
+    img, mask = scene(4, 96, 72)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        v, m, k = K._jitter(img, mask, np.ones_like(mask), rng)
+        a = K.rgb_to_lab(v)[..., 1]
+        assert v.shape == img.shape and m.shape == mask.shape
+        assert a[m > 0.9].mean() > a[m < 0.1].mean() + 20  # the red disk is still where the mask says
+    v, m, _ = K._jitter(img, mask, np.ones_like(mask), rng, light=False)  # crops and mirrors only
+    assert set(map(tuple, v[m > 0.99].reshape(-1, 3))) == {(220, 40, 40)}  # the subject's own color, untouched
+    torch = pytest.importorskip("torch")
+    ab = torch.zeros(2, 4, 4)
+    ab[0] = 0.5  # a/b of the subject ...
+    ab[0, 0, 3] = -0.3  # ... and of one plain background pixel
+    msk = torch.zeros(4, 4)
+    msk[:2, :2] = 1
+    ab[0, 3, 3] = 0.5  # a look-alike in the background
+    s = {"ab": ab, "mask": msk, "known": torch.ones(4, 4)}
+    K._hard_negatives([s], 4.0)
+    assert s["weight"][3, 3] == pytest.approx(5.0) and s["weight"][0, 3] == 1 and s["weight"][0, 0] == 1
+
+
+def test_fine_tuned_blocks_travel_in_the_checkpoint(trained, tmp_path):
+    """tune_from=16: the head's copy of the backbone's last blocks is trained and saved; a checkpoint from
+    before the option loads as frozen, and one claiming tuned blocks it lacks is refused in one line."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    root, _ = trained
+    K.train_keepcolor(K.find_pairs([root / "train"]), tmp_path / "t", base_model=tiny_random_base(),
+                      config=K.HeadConfig(tune_from=16), epochs=3, augment=1, hard_negatives=2.0)
+    path = tmp_path / "t" / "best.safetensors"
+    col = K.load_keepcolor(path)
+    assert col.cfg.tune_from == 16 and col.head.tuned is not None and col.info["augment"] == 1
+    state = load_file(str(path))
+    moved = state["head.tuned.0._project_conv.weight"] - state["base.backbone._blocks.5._project_conv.weight"]
+    assert float(moved.abs().max()) > 0  # trained, not the backbone's block as it was
+    assert K.pair_scores(col, K.find_pairs([root / "test"]))["n"] == 6
+    # a checkpoint written before tune_from existed (no such key, no tuned blocks): loads, backbone frozen
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    cfg = json.loads(meta["config"])
+    del cfg["tune_from"]
+    frozen = {k: v for k, v in state.items() if not k.startswith("head.tuned.")}
+    save_file(frozen, str(tmp_path / "old.safetensors"), metadata={**meta, "config": json.dumps(cfg)})
+    assert K.load_keepcolor(tmp_path / "old.safetensors").head.tuned is None
+    save_file(frozen, str(tmp_path / "bad.safetensors"), metadata={**meta, "config": json.dumps({**cfg, "tune_from": 16})})
+    with pytest.raises(WeightsError, match="corrupt keep-color checkpoint .*tuned"):
+        K.load_keepcolor(tmp_path / "bad.safetensors")

@@ -31,6 +31,8 @@ def keep_colorizer(args, device: str | None):
 
 
 def register(subparsers) -> None:
+    from ..keepcolor import TUNE_FROM
+
     p = subparsers.add_parser(
         "select",
         help="selective color: keep color only on chosen subjects (train the mask from edited frames)",
@@ -52,6 +54,15 @@ def register(subparsers) -> None:
     t.add_argument("--epochs", type=int, default=80, help="epochs at most (default 80)")
     t.add_argument("--patience", type=int, default=10, help="stop after this many epochs without a better val IoU (default 10)")
     t.add_argument("--max-pairs", type=int, default=None, metavar="N", help="use the first N pairs (by name) only")
+    t.add_argument("--augment", type=int, default=0, metavar="N",
+                   help="random views per training pair (crop, mirror, light; default 0)")
+    t.add_argument("--no-augment-light", dest="augment_light", action="store_false",
+                   help="with --augment: crops and mirrors only, no light changes")
+    t.add_argument("--hard-negatives", type=float, default=0.0, metavar="W",
+                   help="extra loss weight of background pixels colored like the subject (default 0)")
+    t.add_argument("--tune-from", type=int, default=TUNE_FROM, choices=(0, 8, 16, 32), metavar="STRIDE",
+                   help=f"fine-tune the backbone's blocks from this stride on (8, 16 or 32; 0: backbone frozen; "
+                        f"default {TUNE_FROM})")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--overwrite", action="store_true", help="replace RUN/best.safetensors if it exists")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
@@ -60,7 +71,7 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..keepcolor import find_pairs, train_keepcolor
+    from ..keepcolor import HeadConfig, find_pairs, train_keepcolor
 
     pairs = sorted(find_pairs(args.pairs))
     if args.max_pairs is not None:
@@ -80,8 +91,10 @@ def run_train(args: argparse.Namespace) -> int:
         elif ev["epoch"] % 10 == 0:
             print(f"animecolor: epoch {ev['epoch']}: loss {ev['loss']:.3f}, val IoU {ev['val_iou']:.3f}", file=sys.stderr)
 
-    rec = train_keepcolor(pairs, args.out, base=args.base, epochs=args.epochs, patience=args.patience,
-                          seed=args.seed, progress=progress)
+    rec = train_keepcolor(pairs, args.out, base=args.base, config=HeadConfig(tune_from=args.tune_from),
+                          epochs=args.epochs, patience=args.patience, augment=args.augment,
+                          augment_light=args.augment_light,
+                          hard_negatives=args.hard_negatives, seed=args.seed, progress=progress)
     print(json.dumps({k: rec[k] for k in ("best", "pairs", "train_pairs", "best_epoch", "epochs_run", "val_iou",
                                           "seconds")}))
     return 0
