@@ -9,6 +9,7 @@ markdown summary line per run appended to ``--out``::
 
     python pipelines/memory.py --frames 10000 --colorizer lut      # cheap stand-in, long run
     python pipelines/memory.py --frames 1000 3000 --colorizer model  # the shipped weights
+    python pipelines/memory.py --frames 3000 --colorizer keyframe    # keyframe mode, flow propagation over one shot
 
 ``--tracemalloc N`` takes a Python heap snapshot after N frames and at the end and
 prints the top growth by allocation site (slow; use on a short run).
@@ -83,6 +84,16 @@ def child(args) -> None:
         col = LutColorizer.fit(iter_color_frames([LUT_SOURCE], stride=15, max_frames=60))
     else:
         col = load_colorizer(None, "cpu", runtime=args.runtime)
+        if args.colorizer == "keyframe":  # keyframe mode over one long shot: a false-color version of frame 0
+            import av
+            import cv2
+
+            from animecolor import reference as R
+
+            with av.open(args.src) as c:
+                gray = next(c.decode(video=0)).to_ndarray(format="gray")
+            rgb = cv2.cvtColor(cv2.applyColorMap(gray, cv2.COLORMAP_OCEAN), cv2.COLOR_BGR2RGB)
+            col = R.KeyframeColorizer(col, [R.Keyframe(rgb, 0.0, "frame 0, false color")])
     done = [0]
     rows: list[tuple] = []
     stop = threading.Event()
@@ -140,7 +151,8 @@ def summarize(csv_path: Path, marks: list[int]) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, nargs="+", default=[1000])
-    ap.add_argument("--colorizer", choices=("lut", "model"), default="model")
+    ap.add_argument("--colorizer", choices=("lut", "model", "keyframe"), default="model",
+                    help="keyframe: the shipped model in keyframe mode, frame 0 in false color as the keyframe")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "memory")
     ap.add_argument("--out", type=Path, default=None, help="append the summary lines here (markdown)")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="N")
