@@ -399,34 +399,26 @@ class KeepColorizer:
 
 def load_keepcolor(path: str | os.PathLike, device: str | None = "cpu", source: str = "auto") -> KeepColorizer:
     """Rebuild a :class:`KeepColorizer` from ``RUN/best.safetensors`` (safetensors only, strict)."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from .colorize import resolve_device
-    from .model import ModelConfig, ResidualColorizer, WeightsError
+    from .model import ModelConfig, ResidualColorizer, WeightsError, read_metadata
 
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"keep-color weights not found: {path}")
+    meta = read_metadata(path, FORMAT, HeadConfig, hint="make one with `animecolor select train`")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
         state = load_file(str(path), device="cpu")
-    except Exception as e:
-        raise WeightsError(f"not a safetensors weights file: {path} ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise WeightsError(f"not a keep-color checkpoint (format={meta.get('format')!r}): {path}; "
-                           "make one with `animecolor select train`")
-    try:
-        base = ResidualColorizer(ModelConfig.from_json(meta["base_config"]))
-        head = MaskHead(HeadConfig.from_json(meta["config"]), base.backbone.channels)
+        base = ResidualColorizer(ModelConfig.from_json(meta["header"]["base_config"]))
+        head = MaskHead(meta["config"], base.backbone.channels)
         base.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("base.")}, strict=True)
         head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")}, strict=True)
-    except (KeyError, ValueError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001 - safetensors/torch raise several types for a bad file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(f"corrupt keep-color checkpoint {path}: {first}") from None
     col = KeepColorizer(base, head, resolve_device(device), name=path.name, source=source)
-    col.info = json.loads(meta.get("info", "{}"))  # type: ignore[attr-defined]
+    col.info = meta["info"]  # type: ignore[attr-defined]
     return col
 
 

@@ -47,8 +47,9 @@ def save_model(model: ResidualColorizer, path: str | os.PathLike, info: dict[str
     os.replace(tmp, path)
 
 
-def read_metadata(path: str | os.PathLike, fmt: str = FORMAT, config_cls: Any = ModelConfig) -> dict[str, Any]:
-    """Header of a checkpoint: ``{"config": ModelConfig, "info": dict}`` (another ``fmt``: its ``config_cls``)."""
+def read_metadata(path: str | os.PathLike, fmt: str = FORMAT, config_cls: Any = ModelConfig, hint: str = "") -> dict[str, Any]:
+    """Header of a checkpoint: ``{"config": ModelConfig, "info": dict, "header": the raw metadata}`` (another
+    ``fmt``: its ``config_cls``; ``hint`` ends the wrong-format error, e.g. how to make the right file)."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -60,13 +61,13 @@ def read_metadata(path: str | os.PathLike, fmt: str = FORMAT, config_cls: Any = 
     except Exception as e:  # safetensors raises several types for garbage
         raise WeightsError(f"not a safetensors weights file: {path} ({e})") from None
     if meta.get("format") != fmt:
-        raise WeightsError(f"not an {fmt.split('/')[0]} checkpoint (format={meta.get('format')!r}): {path}")
+        raise WeightsError(f"not an {fmt.split('/')[0]} checkpoint (format={meta.get('format')!r}): {path}" + (f"; {hint}" if hint else ""))
     try:
         cfg = config_cls.from_json(meta["config"])
         info = json.loads(meta.get("info", "{}"))
     except (KeyError, ValueError, TypeError) as e:
         raise WeightsError(f"corrupt checkpoint header in {path}: {e}") from None
-    return {"config": cfg, "info": info}
+    return {"config": cfg, "info": info, "header": meta}
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> ResidualColorizer:
