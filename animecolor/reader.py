@@ -76,6 +76,11 @@ class VideoInfo:
         return _SPC_BT709 if self.matrix == "bt709" else _SPC_SMPTE170M
 
     @property
+    def colorspace_name(self) -> str:
+        """The same as ffmpeg's ``-colorspace`` names it."""
+        return "bt709" if self.matrix == "bt709" else "smpte170m"
+
+    @property
     def n_audio(self) -> int:
         return sum(1 for _, t, _ in self.side_streams if t == "audio")
 

@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Sequence
 import av
 import numpy as np
 
-from .reader import _SPC_BT709, _SPC_SMPTE170M, VideoInfo, plane_array
+from .reader import VideoInfo, plane_array
 from .timing import StageTimes
 
 __all__ = [
@@ -43,7 +43,6 @@ CODEC_DEFAULT_PRESET = {"libx264": "medium", "libx265": "medium", "libsvtav1": "
 _CAN_444 = {"libx264", "libx265", "libx264rgb", "ffv1"}
 
 # ffmpeg's names for the libavutil color codes (pixfmt.h).
-_SPC_NAMES = {_SPC_BT709: "bt709", _SPC_SMPTE170M: "smpte170m"}  # as ffmpeg's -colorspace takes them
 # Source primaries / transfer tags carried to the output (the rest are left untagged: the
 # chroma is made from Lab with sRGB primaries, so e.g. BT.2020 primaries would misstate it).
 _PRIMARIES_NAMES = {1: "bt709", 5: "bt470bg", 6: "smpte170m"}
@@ -70,7 +69,7 @@ def _set_color_tags(cc, info: VideoInfo) -> None:
 
 def _ffmpeg_color_options(info: VideoInfo) -> dict[str, str]:
     """The same tags as ffmpeg output options."""
-    opts = {"colorspace": _SPC_NAMES[info.colorspace]}
+    opts = {"colorspace": info.colorspace_name}
     if info.color_primaries in _PRIMARIES_NAMES:
         opts["color_primaries"] = _PRIMARIES_NAMES[info.color_primaries]
     if info.color_trc in _TRC_NAMES:
