@@ -108,12 +108,17 @@ def model_fps(colorizer, src: Path, batch: int) -> float:
     return len(grays) / (time.perf_counter() - t0)
 
 
-def guided(col, mode: str, src: Path, reference: str | None, keyframe: str | None):
-    """The colorizer of ``episode --reference`` / ``--keyframe`` for ``mode`` (plain: ``col``), and its set-up seconds."""
+def guided(col, mode: str, src: Path, reference: str | None, keyframe: str | None, keep_color: str | None = None):
+    """The colorizer of ``episode --reference`` / ``--keyframe`` / ``--keep-color`` for ``mode`` (plain: ``col``),
+    and its set-up seconds."""
     from animecolor.reference import guided_colorizer
 
     t0 = time.perf_counter()
-    if mode == "reference":
+    if mode == "keepcolor":  # its own PyTorch network (base + mask head) from the checkpoint
+        from animecolor.keepcolor import load_keepcolor
+
+        col = load_keepcolor(keep_color, "cpu")
+    elif mode == "reference":
         col = guided_colorizer(col, src, references=[reference])
     elif mode == "keyframe":
         col = guided_colorizer(col, src, keyframes=[keyframe])
@@ -170,7 +175,7 @@ def child_e2e(args) -> None:
         from animecolor.runtime import OnnxColorizer
 
         col = OnnxColorizer(col.base, col.path, spinning=True)
-    col, setup = guided(col, args.mode, Path(args.src), args.reference, args.keyframe)
+    col, setup = guided(col, args.mode, Path(args.src), args.reference, args.keyframe, args.keep_color)
     res = colorize_video(args.src, args.dst, col, overwrite=True, crf=args.crf, preset=args.preset, batch_size=args.batch)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     stages = {k: 1000 * v / res.frames for k, v in res.stages.items()}  # ms per frame
@@ -214,10 +219,13 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
     ap.add_argument("--modes", default="plain",
                     help="comma list of plain, reference (16 frames sampled from --source, color), keyframe "
-                         "(the source's first colored frame, in color); the guided modes get a second table")
+                         "(the source's first colored frame, in color), keepcolor (needs --keep-color); "
+                         "the guided modes get a second table")
     ap.add_argument("--mode", default="plain", help=argparse.SUPPRESS)
     ap.add_argument("--reference", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--keyframe", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--keep-color", default=None, metavar="RUN/best.safetensors",
+                    help="a keep-color checkpoint (animecolor select train): adds mode keepcolor (end to end only)")
     ap.add_argument("--ort-spin", action="store_true", help="experiment: ONNX Runtime's idle threads spin (its own default)")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
@@ -237,8 +245,10 @@ def main() -> int:
     rows = []
     modes = [m for m in args.modes.split(",") if m]
     for m in modes:
-        if m not in ("plain", "reference", "keyframe"):
+        if m not in ("plain", "reference", "keyframe", "keepcolor"):
             ap.error(f"unknown mode {m!r}")
+        if m == "keepcolor" and not args.keep_color:
+            ap.error("mode keepcolor needs --keep-color RUN/best.safetensors")
     guide_rows = []
     breakdowns = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -259,13 +269,18 @@ def main() -> int:
             per_mode = {}
             for mode in modes:  # guided modes run right after the plain one, so their ratios share a moment
                 c = cmd + ["--mode", mode, "--reference", str(args.source), "--keyframe", str(kf)]
+                if args.keep_color:
+                    c += ["--keep-color", args.keep_color]
                 run = subprocess.run(c, capture_output=True, text=True)
                 if run.returncode:
                     sys.exit(f"{mode} run failed:\n{run.stderr[-3000:]}")
                 out = run.stdout
                 res = json.loads(out.strip().splitlines()[-1])
-                gcol, _ = guided(col, mode, src, str(args.source), str(kf))
-                res["model_fps"] = model_fps(gcol, src, batch)
+                if mode == "keepcolor":  # it hands masks to the merger: no colorizer-only figure
+                    res["model_fps"] = float("nan")
+                else:
+                    gcol, _ = guided(col, mode, src, str(args.source), str(kf))
+                    res["model_fps"] = model_fps(gcol, src, batch)
                 per_mode[mode] = res
             e2e = per_mode.get("plain") or next(iter(per_mode.values()))
             for mode, res in per_mode.items():
