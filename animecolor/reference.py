@@ -89,7 +89,7 @@ class MatchParams:
 
 
 #: Reference stills (series palette): picked on validation material, docs/reference.md.
-REFERENCE_PARAMS = MatchParams()
+REFERENCE_PARAMS = MatchParams(max_positions=2048)
 #: Colored keyframes: picked on validation shots, docs/reference.md.
 KEYFRAME_PARAMS = MatchParams(prior=0.01, gate=(0.4, 0.7))
 
