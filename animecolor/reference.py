@@ -386,8 +386,7 @@ class ReferenceBank:
         bands = self.global_counts.shape[0]
         g = torch.arange(256)
         lo, hi, w = _band_coords(g, bands)
-        gs = self.global_sums
-        s = gs[lo] * (1 - w)[:, None] + gs[hi] * w[:, None]
+        s = self.global_sums[lo] * (1 - w)[:, None] + self.global_sums[hi] * w[:, None]
         c = self.global_counts[lo] * (1 - w) + self.global_counts[hi] * w
         return (s / c.clamp_min(1e-6)[:, None]).cpu().numpy().astype(np.float32)
 
