@@ -18,34 +18,41 @@ sys.path.insert(0, str(ROOT))
 import reference_tune as T  # noqa: E402
 from animecolor import frames as fr  # noqa: E402
 from animecolor import reference as R  # noqa: E402
-from animecolor.colorize import LutColorizer, load_colorizer  # noqa: E402
+from animecolor.colorize import GrayColorizer, LutColorizer, load_colorizer  # noqa: E402
 
-base = load_colorizer()
-data = ROOT.parent / "shared/data"
-paths = [data/'general/sintel_trailer_480p.mp4', data/'general/bbb_480p_30s.mp4',
-         data/'general/toasttv_veo/penny_and_chip_beach_surfing.mp4', data/'general/toasttv_veo/penny_and_chip_rpi.mp4',
-         data/'series/popeye/pgs_T00-1.mkv', data/'series/popeye/pgs_T01-2.mkv']
-tot = {}
-for p in paths:
-    shots = T.shots_of(p)
-    kfs = [kf for i, (kf, _) in enumerate(shots) if i % 2 == 0]
-    scored = [fs for i, (_, fs) in enumerate(shots) if i % 2 == 1]
-    if not scored:
-        print(p.name, 'one shot only'); continue
-    ref = R.ReferenceColorizer.from_images(base, kfs)
-    lut = LutColorizer.fit(kfs)
-    cols = {'model': base, 'gray': None, 'reference': ref, 'lut': lut}
-    for name, col in cols.items():
-        de = cf = n = 0.0
-        for fs in scored:
-            size = base.working_size(fs[0][0].shape[1], fs[0][0].shape[0])
-            g = np.stack([fr.model_input(y, size) for y, _ in fs])
-            if col is None:
-                ab = np.zeros((len(g), size[1] // 2, size[0] // 2, 2), np.float32)
-            else:
-                ab = np.concatenate([col(g[i:i+8]) for i in range(0, len(g), 8)])
-            d, c = T.score(fs, ab)
-            de += d * len(fs); cf += c * len(fs); n += len(fs)
-        t = tot.setdefault(name, [0.0, 0.0, 0]); t[0] += de; t[1] += cf; t[2] += n
-        print(p.name[:14], len(kfs), 'keyframes', len(scored), 'shots', int(n), 'frames', name, round(de / n, 2), round(cf / n, 2), flush=True)
-print({k: (round(v[0]/v[2], 2), round(v[1]/v[2], 2)) for k, v in tot.items()})
+
+def main() -> int:
+    base = load_colorizer()
+    data = ROOT.parent / "shared/data"
+    paths = T.keyframe_val_paths(data)
+    tot: dict = {}
+    for p in paths:
+        shots = T.shots_of(p)
+        kfs = [kf for i, (kf, _) in enumerate(shots) if i % 2 == 0]
+        scored = [fs for i, (_, fs) in enumerate(shots) if i % 2 == 1]
+        if not scored:
+            print(p.name, "one shot only")
+            continue
+        cols = {"model": base, "gray": GrayColorizer(), "reference": R.ReferenceColorizer.from_images(base, kfs),
+                "lut": LutColorizer.fit(kfs)}
+        for name, col in cols.items():
+            de = cf = n = 0.0
+            for fs in scored:
+                size = base.working_size(fs[0][0].shape[1], fs[0][0].shape[0])
+                g = np.stack([fr.model_input(y, size) for y, _ in fs])
+                d, c = T.score(fs, np.concatenate([col(g[i : i + 8]) for i in range(0, len(g), 8)]))
+                de += d * len(fs)
+                cf += c * len(fs)
+                n += len(fs)
+            t = tot.setdefault(name, [0.0, 0.0, 0])
+            t[0] += de
+            t[1] += cf
+            t[2] += n
+            print(p.name[:14], len(kfs), "keyframes", len(scored), "shots", int(n), "frames", name, round(de / n, 2),
+                  round(cf / n, 2), flush=True)
+    print({k: (round(v[0] / v[2], 2), round(v[1] / v[2], 2)) for k, v in tot.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

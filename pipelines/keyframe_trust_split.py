@@ -30,9 +30,7 @@ from animecolor.propagate import KeyframeTrack  # noqa: E402
 def main() -> int:
     base = load_colorizer()
     data = ROOT.parent / "shared/data"
-    paths = [data / "general/sintel_trailer_480p.mp4", data / "general/bbb_480p_30s.mp4",
-             data / "general/toasttv_veo/penny_and_chip_beach_surfing.mp4", data / "general/toasttv_veo/penny_and_chip_rpi.mp4",
-             data / "series/popeye/pgs_T00-1.mkv", data / "series/popeye/pgs_T01-2.mkv"]
+    paths = T.keyframe_val_paths(data)
 
     def de(y, gt, ab):
         u, v = fr.chroma_for(y, ab, "444")

@@ -115,13 +115,20 @@ def shots_of(path, stride=3, max_side=320, feed=0):
     return out
 
 
-def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True, props=(None,), feed=0, popeye=False):
+def keyframe_val_paths(data: Path, include_bbb: bool = True, popeye: bool = True) -> list[Path]:
+    """The keyframe validation clips: Sintel trailer, Big Buck Bunny 0-30 s, the two Penny & Chip val clips and,
+    with ``popeye``, Popeye segments 1 and 2."""
     paths = [data / "general/sintel_trailer_480p.mp4", data / "general/bbb_480p_30s.mp4",
              data / "general/toasttv_veo/penny_and_chip_beach_surfing.mp4", data / "general/toasttv_veo/penny_and_chip_rpi.mp4"]
     if not include_bbb:  # the base model trained on Big Buck Bunny 0-25 s: its fallback is in-sample there
         paths = [p for p in paths if "bbb" not in p.name]
     if popeye:  # 1936 film, unlike the base model's training material (segment 3 is the reference test, not used here)
         paths += [data / "series/popeye/pgs_T00-1.mkv", data / "series/popeye/pgs_T01-2.mkv"]
+    return paths
+
+
+def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True, props=(None,), feed=0, popeye=False):
+    paths = keyframe_val_paths(data, include_bbb, popeye)
     shots = [(p.name[:12].replace("pgs_T0", "popeye"), kf, fs) for p in paths for kf, fs in shots_of(p, feed=feed)]
     every = 3 // feed if feed else 1  # every-th colorizer output is scored (the same frames as without feed)
     per: dict = {}
