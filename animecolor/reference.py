@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as TF
 
 from . import frames as fr
+from .adapt import ADAPT_STEPS, adapt_to_references
 from .color import rgb_to_lab, y_to_gray
 from .colorize import Colorizer, ModelColorizer, apply_colorizer
 from .propagate import PROPAGATE_PARAMS, KeyframeTrack, PropagateParams
@@ -50,6 +51,8 @@ __all__ = [
     "MatchParams",
     "ReferenceBank",
     "ReferenceColorizer",
+    "reference_colorizer",
+    "guided_colorizer",
     "KeyframeColorizer",
     "Keyframe",
     "ReferenceError",
@@ -78,18 +81,23 @@ class MatchParams:
     memory: float | None = None  # keyframes: also match the previous colored frame, its similarities lowered by this
     fallback: str = "model"  # where matches are weak (gate): "model" (the base model's prediction) or "gray" (no color)
     pos_weight: float = 0.0  # similarity cost of distance in the picture (squared, frame fractions)
+    model_mix: float = 0.0  # weight of the base model's own a/b in a linear mix with the transfer (for a base adapted to the references)
     max_positions: int = 4096  # cap on reference cells kept in the bank (a random subset beyond it)
     chunk: int = 2048  # target cells per similarity block (bounds memory)
 
     def __post_init__(self) -> None:
         if self.fallback not in ("model", "gray"):
             raise ValueError(f"unknown fallback {self.fallback!r}; choose model or gray")
+        if not 0.0 <= self.model_mix <= 1.0:
+            raise ValueError(f"model_mix must be between 0 and 1, got {self.model_mix}")
         if self.gate is not None and not self.gate[0] < self.gate[1]:
             raise ValueError(f"gate needs lo < hi, got {self.gate}")
 
 
 #: Reference stills (series palette): picked on validation material, docs/reference.md.
 REFERENCE_PARAMS = MatchParams(max_positions=2048)
+#: Reference stills with the base model adapted to them (``animecolor.adapt``, the default): picked on validation.
+ADAPTED_REFERENCE_PARAMS = replace(REFERENCE_PARAMS, model_mix=0.7)
 #: Colored keyframes: picked on validation shots, docs/reference.md.
 KEYFRAME_PARAMS = MatchParams(prior=0.01, gate=(0.4, 0.7))
 
@@ -618,7 +626,7 @@ class ReferenceColorizer:
             return np.zeros((0, h // s, w // s, 2), np.float32)
         p = self.params
         rf = self.refiner
-        need_base = (p.gate is not None and p.fallback == "model") if rf is None else rf.cfg.use_base
+        need_base = (p.gate is not None and p.fallback == "model") or p.model_mix > 0 if rf is None else rf.cfg.use_base
         feats, base_ab = self._feat(gray, with_prediction=need_base)
         g_ab = np.stack([fr.ab_gray_size(g, (h // s, w // s)) for g in gray])
         g_t = torch.from_numpy(g_ab).to(self.device)
@@ -645,6 +653,8 @@ class ReferenceColorizer:
             wgt = ((conf - lo) / (hi - lo)).clamp_(0, 1).unsqueeze(1)
             wgt = TF.interpolate(wgt, size=ab.shape[-2:], mode="bilinear", align_corners=False)
             ab = wgt * ab + (1 - wgt) * base_ab.to(ab.dtype) if base_ab is not None else wgt * ab
+        if self.refiner is None and p.model_mix > 0:
+            ab = (1 - p.model_mix) * ab + p.model_mix * base_ab.to(ab.dtype)
         return ab.permute(0, 2, 3, 1).float().cpu().numpy()
 
 
@@ -834,6 +844,41 @@ def load_keyframe(path: str | os.PathLike) -> np.ndarray:
     return rgb
 
 
+def reference_colorizer(
+    base: ModelColorizer,
+    frames: Sequence[np.ndarray],
+    names: Sequence[str] = (),
+    *,
+    adapt_steps: int | None = None,
+    weights: str | os.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    name: str | None = None,
+    params: MatchParams | None = None,
+) -> ReferenceColorizer:
+    """The reference-stills colorizer of ``--reference``, from color ``frames`` (uint8 RGB).
+
+    By default (``adapt_steps`` None: :data:`animecolor.adapt.ADAPT_STEPS`) the
+    base model is first fine-tuned on the frames (:func:`animecolor.adapt.adapt_to_references`,
+    cached; ``weights`` is the base's checkpoint, default the shipped one;
+    ``progress(step, steps)`` while it trains), and the colors mix that model's
+    prediction with the correspondence transfer (:data:`ADAPTED_REFERENCE_PARAMS`).
+    ``adapt_steps=0``: the transfer alone from ``base`` (:data:`REFERENCE_PARAMS`).
+    ``params`` overrides those settings.
+    """
+    steps = ADAPT_STEPS if adapt_steps is None else int(adapt_steps)
+    if steps < 0:
+        raise ValueError(f"--reference-adapt must be >= 0, got {steps}")
+    name = name or f"reference ({len(frames)} frames{', adapted' if steps else ''})"
+    if steps == 0:
+        return ReferenceColorizer.from_images(base, frames, params or REFERENCE_PARAMS, name, names)
+    from .colorize import DEFAULT_WEIGHTS, load_colorizer
+
+    path = adapt_to_references(weights or DEFAULT_WEIGHTS, frames, steps, device=base.device, progress=progress)
+    model = load_colorizer(path, str(base.device), working_long_side=base.cfg.working_long_side,
+                           runtime=getattr(base, "runtime", "torch"))
+    return ReferenceColorizer.from_images(model, frames, params or ADAPTED_REFERENCE_PARAMS, name, names)
+
+
 def guided_colorizer(
     base: ModelColorizer,
     video: str | os.PathLike | None = None,
@@ -842,11 +887,15 @@ def guided_colorizer(
     reference_frames: int = DEFAULT_REFERENCE_FRAMES,
     keyframes: Sequence[str] = (),
     on_warning: Callable[[str], None] | None = None,
+    adapt_steps: int | None = None,
+    weights: str | os.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Colorizer:
     """The colorizer for ``episode``/``preview``'s ``--reference`` and ``--keyframe`` options.
 
     ``references``: color images, folders or videos; up to ``reference_frames``
-    frames are sampled across their scenes.  ``keyframes``: ``IMAGE@TIME``
+    frames are sampled across their scenes, and the base model (``weights``) is
+    adapted to them (:func:`reference_colorizer`: ``adapt_steps``, ``progress``).  ``keyframes``: ``IMAGE@TIME``
     specs for ``video`` (scanned once up to the last keyframe for scene cuts
     and for the frames at those times).  With neither, ``base`` itself.
     Keyframe shots use the keyframes; the other shots the references if
@@ -855,8 +904,8 @@ def guided_colorizer(
     col: Colorizer = base
     if references:
         refs = sample_references(references, reference_frames)
-        col = ReferenceColorizer.from_images(base, [r for r, _ in refs], name=f"reference ({len(refs)} frames)",
-                                             names=[n for _, n in refs])
+        col = reference_colorizer(base, [r for r, _ in refs], [n for _, n in refs], adapt_steps=adapt_steps,
+                                  weights=weights, progress=progress)
     if not keyframes:
         return col
     if video is None:

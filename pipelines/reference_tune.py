@@ -9,6 +9,7 @@ val clips of the model card (Penny & Chip beach_surfing, rpi: an intro, then a d
 another scene).  Caminandes 3 and the held-out clips are the keyframe test.
 
     python pipelines/reference_tune.py reference --frames 16 --grid '[{}, {"tau": 0.02}]'
+    python pipelines/reference_tune.py reference --adapt 0 400 --grid '[{}, {"model_mix": 0.6}]'
     python pipelines/reference_tune.py keyframe --grid '[{}, {"gate": null}]'
     python pipelines/reference_tune.py keyframe --refiner none runs/refine/refiner.safetensors
 
@@ -63,7 +64,7 @@ def params_of(kw, default):
     return R.MatchParams(**{**default.__dict__, **kw})
 
 
-def run_reference(base, data, n, grid, refiners=()):
+def run_reference(base, data, n, grid, refiners=(), adapt=(0,)):
     sets = {
         "popeye": ([data / "series/popeye/pgs_T00-1.mkv"], [data / "series/popeye/pgs_T01-2.mkv"], 12),
         "caminandes": (sorted(glob.glob(str(data / "series/caminandes3/*SE01*"))),
@@ -76,14 +77,18 @@ def run_reference(base, data, n, grid, refiners=()):
         gray = np.stack([fr.model_input(y, size) for y, _ in frames])
         lut = LutColorizer.fit(refs)
         print(name, len(frames), "frames; lookup table on the same references", score(frames, [lut(g[None])[0] for g in gray]), flush=True)
-        for kw in grid:
-            for rpath in refiners or [None]:
-                p = params_of(kw, R.REFERENCE_PARAMS)
-                t0 = time.perf_counter()
-                col = R.ReferenceColorizer.from_images(base, refs, p, refiner=None if rpath is None else load_refiner(rpath))
-                ab = np.concatenate([col(gray[i : i + 16]) for i in range(0, len(gray), 16)])
-                ms = (time.perf_counter() - t0) / len(gray) * 1000
-                print(name, n, kw, "refiner", rpath, score(frames, ab), f"{ms:.1f} ms/frame", flush=True)
+        for steps in adapt:
+            for kw in grid:
+                for rpath in refiners or [None]:
+                    p = params_of(kw, R.ADAPTED_REFERENCE_PARAMS if steps else R.REFERENCE_PARAMS)
+                    t0 = time.perf_counter()
+                    if steps:  # the base fine-tuned on the references (cached after the first setting)
+                        col = R.reference_colorizer(base, refs, adapt_steps=steps, params=p)
+                    else:
+                        col = R.ReferenceColorizer.from_images(base, refs, p, refiner=None if rpath is None else load_refiner(rpath))
+                    ab = np.concatenate([col(gray[i : i + 16]) for i in range(0, len(gray), 16)])
+                    ms = (time.perf_counter() - t0) / len(gray) * 1000
+                    print(name, n, "adapt", steps, kw, "refiner", rpath, score(frames, ab), f"{ms:.1f} ms/frame", flush=True)
 
 
 def shots_of(path, stride=3, max_side=320, feed=0):
@@ -192,6 +197,9 @@ def main() -> int:
                     help="keyframe: colorizers see every N-th frame of the shot (1: all, as in episode), the same every-3rd frames are scored; 0: only the scored frames")
     ap.add_argument("--popeye", action="store_true", help="keyframe: add the shots of Popeye segments 1 and 2 (1936 film)")
     ap.add_argument("--no-baselines", action="store_true", help="keyframe: skip the default-model and copy rows")
+    ap.add_argument("--adapt", type=int, nargs="+", default=[0],
+                    help="reference: steps of fine-tuning the model on the references first (0: transfer alone; "
+                         "episode's default is animecolor.adapt.ADAPT_STEPS)")
     ap.add_argument("--grid", default="[{}]", help="JSON list of MatchParams overrides (default settings: {})")
     ap.add_argument("--propagate", default="[null]",
                     help="keyframe: JSON list of PropagateParams overrides ({} = defaults, null = no flow propagation)")
@@ -201,7 +209,7 @@ def main() -> int:
     grid = json.loads(args.grid)
     refs = [None if r == "none" else r for r in args.refiner]
     if args.mode == "reference":
-        run_reference(base, args.data, args.frames, grid, refs)
+        run_reference(base, args.data, args.frames, grid, refs, args.adapt)
     else:
         run_keyframe(base, args.data, grid, not args.no_bbb, refs, not args.no_baselines, json.loads(args.propagate), args.feed,
                      args.popeye)

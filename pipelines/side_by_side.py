@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--label", action="append", default=[])
     ap.add_argument("--reference", nargs="+", default=[], help="add reference-guided and lut-on-references columns")
     ap.add_argument("--reference-frames", type=int, default=R.DEFAULT_REFERENCE_FRAMES)
+    ap.add_argument("--reference-adapt", type=int, nargs="+", default=[0, R.ADAPT_STEPS],
+                    help="a reference column per value: steps of fine-tuning on the references (0: matching alone)")
     ap.add_argument("--keyframe", action="append", default=[], help="IMAGE@TIME: add keyframe and copy-keyframe columns")
     ap.add_argument("--context", type=int, default=8)
     ap.add_argument("--max-side", type=int, default=360, help="each panel's long side")
@@ -56,7 +58,9 @@ def main() -> None:
     if args.reference:
         refs = R.sample_references(args.reference, args.reference_frames)
         extra.append((f"lut on {len(refs)} refs", LutColorizer.fit([r for r, _ in refs])))
-        extra.append((f"reference ({len(refs)})", R.ReferenceColorizer.from_images(bases[0], [r for r, _ in refs])))
+        for steps in args.reference_adapt:
+            lab = f"reference ({len(refs)}{', adapted' if steps else ''})"
+            extra.append((lab, R.reference_colorizer(bases[0], [r for r, _ in refs], adapt_steps=steps, weights=args.weights[0])))
     if args.keyframe:
         kf = R.guided_colorizer(bases[0], args.video, keyframes=args.keyframe)
         extra.append(("copy keyframe", R.KeyframeColorizer(bases[0], kf.keyframes, kf.cuts, method="copy")))

@@ -219,6 +219,20 @@ def side_packets(path: str | Path) -> dict[int, list[tuple[bytes, float | None]]
     return res
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory):
+    """Exports and reference adaptations go to a temporary cache, not the user's ~/.cache."""
+    import os
+
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_random_model(tmp_path_factory) -> Path:
     """A tiny, randomly initialised checkpoint (NOT the trained model): for plumbing tests only."""

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -196,8 +198,9 @@ def test_cli_episode_with_keyframe_and_reference(tmp_path, capsys):
     kf = tmp_path / "kf.png"
     cv2.imwrite(str(kf), cv2.resize(clip_frame(0, 128, 96, gray=False), (256, 192))[..., ::-1])  # other size: scaled
     out = tmp_path / "out.mkv"
-    rc, err = _episode([src, out, "--keyframe", f"{kf}@0.5", "--reference", kf], capsys)
+    rc, err = _episode([src, out, "--keyframe", f"{kf}@0.5", "--reference", kf, "--reference-adapt", "3"], capsys)
     assert rc == 0 and out.is_file(), err
+    assert len(list(Path(os.environ["XDG_CACHE_HOME"], "animecolor", "adapted").glob("*.safetensors"))) >= 1
     planes = decode_planes(out)
     assert len(planes) == 24
     # a keyframe at the wrong time is reported, and still used
@@ -218,6 +221,7 @@ def test_cli_episode_with_keyframe_and_reference(tmp_path, capsys):
         (lambda d: ["--reference", d / "gray.png"], "gray"),
         (lambda d: ["--reference", d / "notes.mp4"], "not an image or video"),
         (lambda d: ["--reference", d / "kf.png", "--reference-frames", "0"], "--reference-frames"),
+        (lambda d: ["--reference", d / "kf.png", "--reference-adapt", "-1"], "--reference-adapt"),
     ],
 )
 def test_cli_guide_errors_are_one_line(tmp_path, capsys, make_args, message):
@@ -240,11 +244,12 @@ def test_cli_evaluate_keyframe_first_and_reference(tmp_path):
     cv2.imwrite(str(ref), clip_frame(5, 128, 96, gray=False)[..., ::-1])
     rep = tmp_path / "r.json"
     rc = main(["evaluate", str(src), "--keyframe-first", "--reference", str(ref), "--reference-frames", "1", "2",
-               "--quiet", "--json", str(rep), "--device", "cpu"])
+               "--reference-adapt", "0", "2", "--quiet", "--json", str(rep), "--device", "cpu"])
     assert rc == 0
     ov = json.loads(rep.read_text())["overall"]
     cols = ov["colorizers"]
-    assert {"keyframe", "copy-keyframe", "reference-1", "lut-references-1", "default", "gray"} <= set(cols)
+    assert {"keyframe", "copy-keyframe", "reference-1-adapt0", "reference-2-adapt2", "lut-references-1", "default",
+            "gray"} <= set(cols)
     assert ov["frames"] == 7  # the keyframe itself is not scored
     assert cols["keyframe"]["ciede2000"] < cols["gray"]["ciede2000"] / 3
 
@@ -274,3 +279,36 @@ def test_keyframe_memory_option_carries_colors(base):
     assert kf._memory is not None and kf._memory[1][0].positions > 0
     with pytest.raises(ValueError, match="fallback"):
         R.MatchParams(fallback="blue")
+
+
+def test_adaptation_learns_the_references_palette(base):
+    # Fine-tuning the shipped model on one color frame of the cartoon brings its own colors on
+    # other frames of it much closer to the truth (the adaptation behind --reference)
+    from animecolor.adapt import adapt_to_references
+    from animecolor.colorize import DEFAULT_WEIGHTS
+
+    W, H = 192, 128
+    gts = [clip_frame(i, W, H, gray=False) for i in (6, 8)]
+    seen = []
+    path = adapt_to_references(DEFAULT_WEIGHTS, [clip_frame(3, W, H, gray=False)], 40, progress=lambda i, n: seen.append((i, n)))
+    assert seen[0] == (1, 40) and seen[-1] == (40, 40)
+    adapted = load_colorizer(path, "cpu", runtime="torch")
+    assert adapted.cfg.temperature == 1.0
+    assert _de(_colorize(adapted, gts), gts) < 0.6 * _de(_colorize(base, gts), gts)
+    seen.clear()  # the same frames and settings again: the cached result, no training
+    assert adapt_to_references(DEFAULT_WEIGHTS, [clip_frame(3, W, H, gray=False)], 40, progress=lambda i, n: seen.append(i)) == path
+    assert seen == []
+
+
+def test_adapted_reference_mixes_model_and_transfer(tiny_random_model):
+    tiny = load_colorizer(tiny_random_model, "cpu", runtime="torch")
+    refs = [clip_frame(3, 128, 96, gray=False)]
+    col = R.reference_colorizer(tiny, refs, adapt_steps=2, weights=tiny_random_model)
+    assert col.params.model_mix == R.ADAPTED_REFERENCE_PARAMS.model_mix > 0 and "adapted" in col.name
+    gray = np.stack([fr.model_input(fr.rgb_to_y(clip_frame(i, 128, 96, gray=False)), col.working_size(128, 96)) for i in (5, 7)])
+    alone = R.ReferenceColorizer(col.base, col.bank, R.REFERENCE_PARAMS)  # the same adapted model, transfer only
+    m = col.params.model_mix
+    np.testing.assert_allclose(col(gray), (1 - m) * alone(gray) + m * col.base(gray), atol=1e-3)
+    assert R.reference_colorizer(tiny, refs, adapt_steps=0).params.model_mix == 0
+    with pytest.raises(ValueError, match="too small"):
+        R.reference_colorizer(tiny, [clip_frame(3, 40, 20, gray=False)], adapt_steps=1, weights=tiny_random_model)

@@ -9,7 +9,8 @@ __all__ = ["register", "run", "add_guide_options", "build_guided"]
 
 
 def add_guide_options(p) -> None:
-    """``--reference``, ``--reference-frames`` and ``--keyframe`` (shared by episode and preview)."""
+    """``--reference``, ``--reference-frames``, ``--reference-adapt`` and ``--keyframe`` (shared by episode and preview)."""
+    from ..adapt import ADAPT_STEPS
     from ..reference import DEFAULT_REFERENCE_FRAMES
 
     p.add_argument("--reference", nargs="+", default=[], metavar="REF",
@@ -17,19 +18,37 @@ def add_guide_options(p) -> None:
                         "whole video (see docs/reference.md)")
     p.add_argument("--reference-frames", type=int, default=DEFAULT_REFERENCE_FRAMES, metavar="N",
                    help="frames sampled across the references' scenes (default %(default)s)")
+    p.add_argument("--reference-adapt", type=int, default=ADAPT_STEPS, metavar="STEPS",
+                   help="fine-tune the model on the reference frames for STEPS steps first (about 2 min on 2 CPU "
+                        "cores at the default %(default)s; cached, so a preview and the episode train once); "
+                        "0: colors from matching alone")
     p.add_argument("--keyframe", action="append", default=[], metavar="IMAGE@TIME",
                    help="a colored version of the frame at TIME (seconds or HH:MM:SS.mmm); its colors carry through "
                         "its shot, forward and backward to the scene cuts. Repeat for more shots")
 
 
-def build_guided(args, base, video: Path, warn):
+def adapt_progress(quiet: bool):
+    """A ``progress(step, steps)`` callback for the reference adaptation: a line on stderr every 10 %."""
+    shown = [-1]
+
+    def progress(step: int, steps: int) -> None:
+        tenth = step * 10 // steps
+        if not quiet and tenth != shown[0] and (tenth > 0 or step == 1):
+            shown[0] = tenth
+            print(f"animecolor: adapting the model to the references: step {step}/{steps}", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def build_guided(args, base, video: Path, warn, quiet: bool = False):
     """The colorizer the guide options ask for (``base`` itself when none is given)."""
     if not args.reference and not args.keyframe:
         return base
     from ..reference import guided_colorizer
 
     return guided_colorizer(base, video, references=args.reference, reference_frames=args.reference_frames,
-                            keyframes=args.keyframe, on_warning=warn)
+                            keyframes=args.keyframe, on_warning=warn, adapt_steps=args.reference_adapt,
+                            weights=args.weights, progress=adapt_progress(quiet))
 
 
 def register(subparsers) -> None:
@@ -125,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
     from ..reference import check_reference_frames, parse_keyframe
 
     check_reference_frames(args.reference_frames)
+    if args.reference_adapt < 0:
+        raise ValueError(f"--reference-adapt must be >= 0, got {args.reference_adapt}")
     for k in args.keyframe:
         parse_keyframe(k)  # bad syntax fails before the model loads
     _check_paths(args.input, args.output, args.overwrite)  # path mistakes first: cheaper than loading weights
@@ -156,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     if args.reference or args.keyframe:
         if not args.quiet:
             err.print("animecolor: reading references/keyframes ...", markup=False)
-        colorizer = build_guided(args, colorizer, args.input, warn)
+        colorizer = build_guided(args, colorizer, args.input, warn, quiet=args.quiet)
         if not args.quiet:
             err.print(f"animecolor: colors from {colorizer.name}", markup=False, soft_wrap=True)
 

@@ -41,6 +41,9 @@ def register(subparsers) -> None:
                         "and a lookup table fitted on the same reference frames")
     p.add_argument("--reference-frames", type=int, nargs="+", default=None, metavar="N",
                    help="frames sampled from --reference; several values compare them (default: episode's default)")
+    p.add_argument("--reference-adapt", type=int, nargs="+", default=None, metavar="STEPS",
+                   help="steps of fine-tuning on the reference frames (0: matching alone); several values compare "
+                        "them (default: episode's default)")
     p.add_argument("--keyframe-first", action="store_true",
                    help="each clip's first frame (its color original) is its colored keyframe: add the keyframe "
                         "colorizer and the copy-the-keyframe baseline; every colorizer is scored on the frames after it")
@@ -193,7 +196,11 @@ def run(args: argparse.Namespace) -> int:
             with console.status(f"sampling {n} reference frames..."):
                 refs = R.sample_references(args.reference, n)
             tag = "" if args.reference_frames is None else f"-{n}"
-            colorizers[f"reference{tag}"] = R.ReferenceColorizer.from_images(base, [r for r, _ in refs], name=f"reference{tag}")
+            for steps in args.reference_adapt or [None]:
+                name = f"reference{tag}" if args.reference_adapt is None else f"reference{tag}-adapt{steps}"
+                with console.status(f"{name}: adapting the model to the references..." if steps != 0 else f"{name}..."):
+                    colorizers[name] = R.reference_colorizer(base, [r for r, _ in refs], adapt_steps=steps,
+                                                             weights=weights[0], name=name)
             colorizers[f"lut-references{tag}"] = LutColorizer.fit([r for r, _ in refs], name=f"lut-references{tag}")
             notes.append(f"reference{tag}: {len(refs)} frames sampled from {', '.join(args.reference)}; "
                          f"lut-references{tag}: a lookup table fitted on the same frames")

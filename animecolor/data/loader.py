@@ -21,7 +21,34 @@ from ..color import gray_to_L, rgb_to_lab, y_to_gray
 from ..frames import rgb_to_y
 from .build import read_manifest
 
-__all__ = ["FrameDataset", "bw_film_augment"]
+__all__ = ["FrameDataset", "bw_film_augment", "training_item"]
+
+
+def training_item(rgb: np.ndarray, crop: int, rng: np.random.Generator | None) -> dict[str, torch.Tensor]:
+    """One training item from a uint8 RGB frame: ``{"L": (1, crop, crop) in [-1, 1], "ab": (2, crop, crop)}``.
+
+    With ``rng``: a random crop, a mirror half the time and the B&W-film
+    augmentation of the input; without: the center crop, clean."""
+    S0, S1 = rgb.shape[:2]
+    c = crop
+    if rng is not None:
+        y, x = int(rng.integers(0, S0 - c + 1)), int(rng.integers(0, S1 - c + 1))
+        rgb = rgb[y : y + c, x : x + c]
+        if rng.random() < 0.5:
+            rgb = rgb[:, ::-1]
+    else:
+        y, x = (S0 - c) // 2, (S1 - c) // 2
+        rgb = rgb[y : y + c, x : x + c]
+    rgb = np.ascontiguousarray(rgb)
+    gray = y_to_gray(rgb_to_y(rgb))
+    if rng is not None:
+        gray = bw_film_augment(gray, rng)
+    L = gray_to_L(gray) / 50.0 - 1.0
+    ab = rgb_to_lab(rgb)[..., 1:]
+    return {
+        "L": torch.from_numpy(np.ascontiguousarray(L[None], dtype=np.float32)),
+        "ab": torch.from_numpy(np.ascontiguousarray(ab.transpose(2, 0, 1), dtype=np.float32)),
+    }
 
 
 def bw_film_augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -106,26 +133,8 @@ class FrameDataset(Dataset):
         return self.manifest["frames"][int(self.index[i])]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        rgb = self._rgb[i]
-        S0, S1 = rgb.shape[:2]
-        c = self.crop
+        rng = None
         if self.augment:
             self._draws += 1
             rng = np.random.default_rng([self.seed, int(i), self._draws, torch.initial_seed() & 0xFFFFFFFF])
-            y, x = int(rng.integers(0, S0 - c + 1)), int(rng.integers(0, S1 - c + 1))
-            rgb = rgb[y : y + c, x : x + c]
-            if rng.random() < 0.5:
-                rgb = rgb[:, ::-1]
-        else:
-            y, x = (S0 - c) // 2, (S1 - c) // 2
-            rgb = rgb[y : y + c, x : x + c]
-        rgb = np.ascontiguousarray(rgb)
-        gray = y_to_gray(rgb_to_y(rgb))
-        if self.augment:
-            gray = bw_film_augment(gray, rng)
-        L = gray_to_L(gray) / 50.0 - 1.0
-        ab = rgb_to_lab(rgb)[..., 1:]
-        return {
-            "L": torch.from_numpy(np.ascontiguousarray(L[None], dtype=np.float32)),
-            "ab": torch.from_numpy(np.ascontiguousarray(ab.transpose(2, 0, 1), dtype=np.float32)),
-        }
+        return training_item(self._rgb[i], self.crop, rng)
