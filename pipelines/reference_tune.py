@@ -132,7 +132,7 @@ def keyframe_val_paths(data: Path, include_bbb: bool = True, popeye: bool = True
     return paths
 
 
-def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True, props=(None,), feed=0, popeye=False):
+def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True, props=({},), feed=0, popeye=False):
     paths = keyframe_val_paths(data, include_bbb, popeye)
     shots = [(p.name[:12].replace("pgs_T0", "popeye"), kf, fs) for p in paths for kf, fs in shots_of(p, feed=feed)]
     every = 3 // feed if feed else 1  # every-th colorizer output is scored (the same frames as without feed)
@@ -201,8 +201,8 @@ def main() -> int:
                     help="reference: steps of fine-tuning the model on the references first (0: transfer alone; "
                          "episode's default is animecolor.adapt.ADAPT_STEPS)")
     ap.add_argument("--grid", default="[{}]", help="JSON list of MatchParams overrides (default settings: {})")
-    ap.add_argument("--propagate", default="[null]",
-                    help="keyframe: JSON list of PropagateParams overrides ({} = defaults, null = no flow propagation)")
+    ap.add_argument("--propagate", default="[{}]",
+                    help="keyframe: JSON list of PropagateParams overrides ({} = the shipped defaults, the default; null = no flow propagation)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     base = load_colorizer()
