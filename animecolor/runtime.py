@@ -23,7 +23,7 @@ import numpy as np
 
 RUNTIMES = ("auto", "torch", "onnx")
 
-__all__ = ["RUNTIMES", "OnnxColorizer", "export_onnx", "find_export", "onnx_available"]
+__all__ = ["RUNTIMES", "OnnxColorizer", "export_onnx", "export_keepcolor_onnx", "find_export", "onnx_available"]
 
 
 def onnx_available() -> bool:
@@ -40,10 +40,6 @@ def export_onnx(model, dst: str | os.PathLike, source_digest: str, features: str
     stride-8 features from the same pass (``feats``), so the reference and
     keyframe modes run on ONNX Runtime too; the source is recorded in the metadata.
     """
-    try:
-        import onnx
-    except ImportError:
-        raise RuntimeError("exporting to ONNX needs the 'onnx' package (pip install onnx), or use --runtime torch") from None
     import torch
 
     class _Exported(torch.nn.Module):
@@ -67,23 +63,31 @@ def export_onnx(model, dst: str | os.PathLike, source_digest: str, features: str
                 return ab
             return ab, self.model.match_features(feats, dec, features, (x.shape[2] // 8, x.shape[3] // 8))
 
-    dst = Path(dst)
+    return _export(_Exported(model), (torch.zeros(1, 1, 64, 64), torch.ones(1)), Path(dst),
+                   (["x", "inv_t"], ["ab"] + (["feats"] if features else [])),
+                   {"x": {0: "n", 2: "h", 3: "w"}, "ab": {0: "n", 2: "h2", 3: "w2"},
+                    **({"feats": {0: "n", 2: "h8", 3: "w8"}} if features else {})},
+                   {"source_sha256": source_digest, "match_features": features})
+
+
+def _export(module, args: tuple, dst: Path, names: tuple[list[str], list[str]], axes: dict, meta: dict[str, str | None]) -> Path:
+    """``torch.onnx.export`` of ``module`` into ``dst`` (atomically), with ``meta`` as the graph's metadata."""
+    try:
+        import onnx
+    except ImportError:
+        raise RuntimeError("exporting to ONNX needs the 'onnx' package (pip install onnx), or use --runtime torch") from None
+    import torch
+
     dst.parent.mkdir(parents=True, exist_ok=True)
-    x = torch.zeros(1, 1, 64, 64)
-    inv_t = torch.ones(1)
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=dst.parent)
     os.close(fd)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _Exported(model).eval(), (x, inv_t), tmp, dynamo=False, opset_version=17,
-                input_names=["x", "inv_t"], output_names=["ab"] + (["feats"] if features else []),
-                dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "ab": {0: "n", 2: "h2", 3: "w2"},
-                              **({"feats": {0: "n", 2: "h8", 3: "w8"}} if features else {})},
-            )
+            torch.onnx.export(module.eval(), args, tmp, dynamo=False, opset_version=17,
+                              input_names=names[0], output_names=names[1], dynamic_axes=axes)
         proto = onnx.load(tmp)
-        for key, value in (("source_sha256", source_digest), ("match_features", features)):
+        for key, value in meta.items():
             if value:
                 entry = proto.metadata_props.add()
                 entry.key, entry.value = key, value
@@ -92,6 +96,36 @@ def export_onnx(model, dst: str | os.PathLike, source_digest: str, features: str
     finally:
         Path(tmp).unlink(missing_ok=True)
     return dst
+
+
+def export_keepcolor_onnx(model, head, dst: str | os.PathLike, source_digest: str) -> Path:
+    """Write a keep-color network (the eval-mode, batch-norm-folded colorizer ``model`` and its mask
+    ``head``) as ONNX: lightness ``x`` in [-1, 1] ``(N, 1, H, W)`` and the frames' own a/b ``src``
+    ``(N, 2, H/4, W/4)`` (NaN where a frame has none: the colorizer's a/b is used) -> ``ab``
+    ``(N, 2, H/2, W/2)`` and the mask's probabilities ``mask`` ``(N, H/4, W/4)``, as
+    :meth:`animecolor.keepcolor.KeepColorizer.predict` computes them."""
+    import torch
+    import torch.nn.functional as F
+
+    class _Exported(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model, self.head = model, head
+
+        def forward(self, x: torch.Tensor, src: torch.Tensor):
+            out, feats, _ = self.model.forward_maps(x)
+            ab = self.model.decode(out)
+            size = feats[self.head.cfg.taps[0]].shape[-1]
+            hab = F.avg_pool2d(ab, ab.shape[-1] // size) if ab.shape[-1] != size else ab  # = area resize: sizes are multiples of 32
+            hab = torch.where(torch.isnan(src), hab, src)
+            return ab, torch.sigmoid(self.head(feats, hab / 100.0))
+
+    x = torch.zeros(1, 1, 64, 64)
+    src = torch.full((1, 2, 16, 16), float("nan"))
+    return _export(_Exported(), (x, src), Path(dst), (["x", "src"], ["ab", "mask"]),
+                   {"x": {0: "n", 2: "h", 3: "w"}, "src": {0: "n", 2: "h4", 3: "w4"},
+                    "ab": {0: "n", 2: "h2", 3: "w2"}, "mask": {0: "n", 1: "h4", 2: "w4"}},
+                   {"source_sha256": source_digest, "what": "keep-color"})
 
 
 def _session(path: Path, threads: int | None = None, spinning: bool = False):

@@ -114,10 +114,10 @@ def guided(col, mode: str, src: Path, reference: str | None, keyframe: str | Non
     from animecolor.reference import guided_colorizer
 
     t0 = time.perf_counter()
-    if mode == "keepcolor":  # its own PyTorch network (base + mask head) from the checkpoint
+    if mode.startswith("keepcolor"):  # its own network (base + mask head) from the checkpoint: ONNX Runtime, or PyTorch
         from animecolor.keepcolor import load_keepcolor
 
-        col = load_keepcolor(keep_color, "cpu")
+        col = load_keepcolor(keep_color, "cpu", runtime="torch" if mode == "keepcolor-torch" else "auto")
     elif mode == "reference":
         col = guided_colorizer(col, src, references=[reference])
     elif mode == "keyframe":
@@ -219,7 +219,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
     ap.add_argument("--modes", default="plain",
                     help="comma list of plain, reference (16 frames sampled from --source, color), keyframe "
-                         "(the source's first colored frame, in color), keepcolor (needs --keep-color); "
+                         "(the source's first colored frame, in color), keepcolor (needs --keep-color; keepcolor-torch: the same on PyTorch); "
                          "the guided modes get a second table")
     ap.add_argument("--mode", default="plain", help=argparse.SUPPRESS)
     ap.add_argument("--reference", default=None, help=argparse.SUPPRESS)
@@ -245,9 +245,9 @@ def main() -> int:
     rows = []
     modes = [m for m in args.modes.split(",") if m]
     for m in modes:
-        if m not in ("plain", "reference", "keyframe", "keepcolor"):
+        if m not in ("plain", "reference", "keyframe", "keepcolor", "keepcolor-torch"):
             ap.error(f"unknown mode {m!r}")
-        if m == "keepcolor" and not args.keep_color:
+        if m.startswith("keepcolor") and not args.keep_color:
             ap.error("mode keepcolor needs --keep-color RUN/best.safetensors")
     guide_rows = []
     breakdowns = []
@@ -276,7 +276,7 @@ def main() -> int:
                     sys.exit(f"{mode} run failed:\n{run.stderr[-3000:]}")
                 out = run.stdout
                 res = json.loads(out.strip().splitlines()[-1])
-                if mode == "keepcolor":  # it hands masks to the merger: no colorizer-only figure
+                if mode.startswith("keepcolor"):  # it hands masks to the merger: no colorizer-only figure
                     res["model_fps"] = float("nan")
                 else:
                     gcol, _ = guided(col, mode, src, str(args.source), str(kf))

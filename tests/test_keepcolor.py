@@ -278,3 +278,32 @@ def test_fine_tuned_blocks_travel_in_the_checkpoint(trained, tmp_path):
     save_file(frozen, str(tmp_path / "bad.safetensors"), metadata={**meta, "config": json.dumps({**cfg, "tune_from": 16})})
     with pytest.raises(WeightsError, match="corrupt keep-color checkpoint .*tuned"):
         K.load_keepcolor(tmp_path / "bad.safetensors")
+
+
+def test_onnx_runtime_gives_pytorchs_mask_and_colors(trained, tmp_path):
+    """load_keepcolor exports base + head to ONNX (tiny random base, fine-tuned blocks too) and the session's
+    a/b and mask match PyTorch's, with the source's a/b and without; the export is cached and reused."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    root, _ = trained
+    K.train_keepcolor(K.find_pairs([root / "train"]), tmp_path / "t", base_model=tiny_random_base(),
+                      config=K.HeadConfig(tune_from=16), epochs=2)
+    for path in (root / "run" / "best.safetensors", tmp_path / "t" / "best.safetensors"):
+        ref = K.load_keepcolor(path, runtime="torch")
+        col = K.load_keepcolor(path)  # auto: ONNX Runtime on the CPU
+        assert ref.runtime == "torch" and col.runtime == "onnx"
+        rng = np.random.default_rng(0)
+        gray = rng.integers(0, 256, (3, 64, 96), dtype=np.uint8)
+        src = rng.normal(0, 20, (3, 16, 24, 2)).astype(np.float32)
+        src[1] = np.nan  # a frame without its own chroma
+        for s in (None, src):
+            (ab0, m0), (ab1, m1) = ref.predict(gray, s), col.predict(gray, s)
+            assert ab1.shape == ab0.shape and m1.shape == m0.shape
+            assert np.abs(ab1 - ab0).max() < 1e-2 and np.abs(m1 - m0).max() < 1e-3
+    from animecolor.runtime import cache_dir
+
+    exports = sorted(cache_dir().glob("keep-*.onnx"))
+    assert len(exports) >= 2
+    before = [p.stat().st_mtime_ns for p in exports]
+    assert K.load_keepcolor(root / "run" / "best.safetensors").runtime == "onnx"
+    assert [p.stat().st_mtime_ns for p in exports] == before  # reused, not exported again

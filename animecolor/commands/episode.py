@@ -114,7 +114,8 @@ def add_runtime_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="run the model with PyTorch or ONNX Runtime (CPU only; same colors, faster on CPU). auto "
                         "(default): ONNX Runtime on CPU where an export of the weights exists (the shipped ones "
-                        "have one), else PyTorch; onnx exports other weights once into ~/.cache/animecolor")
+                        "have one), else PyTorch; onnx exports other weights once into ~/.cache/animecolor.  A --keep-color "
+                        "model is exported there on first use under auto too")
 
 
 def _weights_line(weights: Path | None) -> str:
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
         colorizer = keep_colorizer(args, device)
         if not args.quiet:
-            err.print(f"animecolor: keeping color where {args.keep_color} says, on {colorizer.device}",
+            err.print(f"animecolor: keeping color where {args.keep_color} says, on {colorizer.device} ({colorizer.runtime})",
                       markup=False, soft_wrap=True)
     else:
         colorizer = load_colorizer(args.weights, device, working_long_side=args.working_size,

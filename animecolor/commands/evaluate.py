@@ -77,7 +77,7 @@ def run_keep_color(args: argparse.Namespace) -> int:
     """``evaluate --keep-color``: the selective-color measures on held-out pairs, beside two trivial outputs."""
     from ..keepcolor import find_pairs, load_keepcolor, pair_scores
 
-    col = load_keepcolor(args.keep_color, None if args.device == "auto" else args.device)
+    col = load_keepcolor(args.keep_color, None if args.device == "auto" else args.device, runtime=args.runtime)
     res = pair_scores(col, sorted(find_pairs(args.inputs)), bw=args.keep_color_bw)
     print(f"| output | mask IoU | histogram similarity | CIEDE2000 |  ({res['n']} pairs)")
     print("|---|---:|---:|---:|")

@@ -27,7 +27,7 @@ def keep_colorizer(args, device: str | None):
                        ("--working-size", args.working_size), ("--temperature", args.temperature)):
         if used:
             raise ValueError(f"--keep-color cannot be combined with {flag} (the keep-color model holds its own colorizer)")
-    return load_keepcolor(args.keep_color, device, source=args.keep_color_source)
+    return load_keepcolor(args.keep_color, device, source=args.keep_color_source, runtime=getattr(args, "runtime", "auto"))
 
 
 def register(subparsers) -> None:
