@@ -692,7 +692,10 @@ class KeyframeColorizer:
     that keyframe's own chroma carried by optical flow
     (:mod:`animecolor.propagate`) wherever the track still matches the
     keyframe's brightness; frames of a shot before its first keyframe use
-    the matching alone.
+    the matching alone.  With ``adapt_steps`` (Python only, off: tried on
+    validation and not taken, docs/reference.md "Session 15") the model is
+    first fine-tuned on all the keyframes (:mod:`animecolor.adapt`, once, on
+    first use) and that model gives the matching and the weak-match colors.
 
     It needs each frame's time: ``uses_time = True`` makes every caller go
     through :func:`animecolor.colorize.apply_colorizer` with the times.
@@ -713,6 +716,8 @@ class KeyframeColorizer:
         method: str = "match",
         refiner=None,
         propagate: PropagateParams | None = PROPAGATE_PARAMS,
+        adapt_steps: int = 0,
+        weights: str | os.PathLike | None = None,
     ):
         if not keyframes:
             raise ReferenceError("no keyframes given")
@@ -735,6 +740,12 @@ class KeyframeColorizer:
         self._memory: tuple[int, list] | None = None  # (shot, [previous frame's bank]) when params.memory is set
         self.propagate = propagate  # carry the keyframe's chroma along the shot by optical flow (animecolor.propagate)
         self._track: list | None = None  # [shot, keyframe index, last frame's time, KeyframeTrack]
+        if adapt_steps < 0:
+            raise ValueError(f"keyframe adaptation steps must be >= 0, got {adapt_steps}")
+        # > 0: the base fine-tuned on all the keyframes (animecolor.adapt, cached; once, on first use) gives the
+        # matching features and the colors where matches are weak.  ``weights``: the base's checkpoint.
+        self.adapt_steps, self.weights = int(adapt_steps), weights
+        self._adapted = not self.adapt_steps
 
     @property
     def fallback(self) -> Colorizer:
@@ -749,10 +760,19 @@ class KeyframeColorizer:
         return bisect.bisect_right(self.cuts, t + 1e-6)
 
     def _bank(self, shot: int) -> ReferenceBank:
-        """The bank of a shot that has keyframes (one shot's bank cached at a time)."""
+        """The bank of a shot that has keyframes (one shot's bank, and its colorizer, cached at a time)."""
         kfs = self._by_shot[shot]
+        if not self._adapted:  # the first keyframed shot: adapt the model to all the keyframes
+            from .colorize import DEFAULT_WEIGHTS, load_colorizer
+
+            path = adapt_to_references(self.weights or DEFAULT_WEIGHTS, [k.rgb for k in self.keyframes], self.adapt_steps,
+                                       device=self.base.device)
+            model = load_colorizer(path, str(self.base.device), working_long_side=self.base.cfg.working_long_side,
+                                   runtime=getattr(self.base, "runtime", "torch"))
+            self._ref = ReferenceColorizer(model, None, self.params, self.name, self._ref.refiner)
+            self._adapted = True
         if self._cached is None or self._cached[0] != shot:
-            self._cached = (shot, encode_references(self.base, [k.rgb for k in kfs], self.params, [k.name for k in kfs]))
+            self._cached = (shot, encode_references(self._ref.base, [k.rgb for k in kfs], self.params, [k.name for k in kfs]))
         return self._cached[1]
 
     def working_size(self, width: int, height: int) -> tuple[int, int]:
@@ -777,7 +797,8 @@ class KeyframeColorizer:
             else:
                 if self._memory is None or self._memory[0] != shot:
                     self._memory = (shot, [None])
-                out[sel] = self._ref.colorize_with(self._bank(shot), gray[sel], self._memory[1])
+                bank = self._bank(shot)  # (sets self._ref's model first when adapting)
+                out[sel] = self._ref.colorize_with(bank, gray[sel], self._memory[1])
                 if self.propagate is not None:
                     for i in sel:
                         out[i] = self._carry(shot, kfs, gray[i], float(times[i]), out[i])

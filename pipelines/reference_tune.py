@@ -12,6 +12,7 @@ another scene).  Caminandes 3 and the held-out clips are the keyframe test.
     python pipelines/reference_tune.py reference --adapt 0 400 --grid '[{}, {"model_mix": 0.6}]'
     python pipelines/reference_tune.py keyframe --grid '[{}, {"gate": null}]'
     python pipelines/reference_tune.py keyframe --refiner none runs/refine/refiner.safetensors
+    python pipelines/reference_tune.py keyframe --popeye --adapt 0 150
 
 Scores: mean CIEDE2000 and colorfulness ratio at 320 px, no temporal smoother.
 """
@@ -132,7 +133,7 @@ def keyframe_val_paths(data: Path, include_bbb: bool = True, popeye: bool = True
     return paths
 
 
-def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True, props=({},), feed=0, popeye=False):
+def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True, props=({},), feed=0, popeye=False, adapt=(0,)):
     paths = keyframe_val_paths(data, include_bbb, popeye)
     shots = [(p.name[:12].replace("pgs_T0", "popeye"), kf, fs) for p in paths for kf, fs in shots_of(p, feed=feed)]
     every = 3 // feed if feed else 1  # every-th colorizer output is scored (the same frames as without feed)
@@ -168,21 +169,25 @@ def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True
     if baselines:
         print("default model", total(model), flush=True)
         print("copy keyframe", total(lambda kf, fs: np.stack([R.copy_keyframe_chroma(kf, gray_of(fs)[0], 2)] * len(fs))), flush=True)
-    for kw in grid:
-        p = params_of(kw, R.KEYFRAME_PARAMS)
-        for rpath in refiners or [None]:
-            refiner = None if rpath is None else load_refiner(rpath)
-            for prop in props:
-                pp = None if prop is None else PropagateParams(**prop)
+    for steps in adapt:
+        for kw in grid:
+            p = params_of(kw, R.KEYFRAME_PARAMS)
+            for rpath in refiners or [None]:
+                refiner = None if rpath is None else load_refiner(rpath)
+                for prop in props:
+                    pp = None if prop is None else PropagateParams(**prop)
 
-                def run(kf, fs):
-                    size, g = gray_of(fs)
-                    col = R.KeyframeColorizer(base, [R.Keyframe(cv2.resize(kf, size, interpolation=cv2.INTER_AREA), 0.0)], params=p,
-                                              refiner=refiner, propagate=pp)
-                    times = np.arange(1, len(g) + 1) / 30.0  # the keyframe is at 0, then the frames in order
-                    return np.concatenate([col(g[i : i + 16], times[i : i + 16]) for i in range(0, len(g), 16)])
+                    def run(kf, fs):
+                        size, g = gray_of(fs)
+                        col = R.KeyframeColorizer(base, [R.Keyframe(cv2.resize(kf, size, interpolation=cv2.INTER_AREA), 0.0)], params=p,
+                                                  refiner=refiner, propagate=pp, adapt_steps=steps)
+                        times = np.arange(1, len(g) + 1) / 30.0  # the keyframe is at 0, then the frames in order
+                        return np.concatenate([col(g[i : i + 16], times[i : i + 16]) for i in range(0, len(g), 16)])
 
-                print("keyframe", kw, "refiner", rpath, "propagate", prop, total(run), flush=True)
+                    t0 = time.perf_counter()
+                    res = total(run)
+                    print("keyframe adapt", steps, kw, "refiner", rpath, "propagate", prop, res,
+                          f"{time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def main() -> int:
@@ -198,8 +203,8 @@ def main() -> int:
     ap.add_argument("--popeye", action="store_true", help="keyframe: add the shots of Popeye segments 1 and 2 (1936 film)")
     ap.add_argument("--no-baselines", action="store_true", help="keyframe: skip the default-model and copy rows")
     ap.add_argument("--adapt", type=int, nargs="+", default=[0],
-                    help="reference: steps of fine-tuning the model on the references first (0: transfer alone; "
-                         "episode's default is animecolor.adapt.ADAPT_STEPS)")
+                    help="steps of fine-tuning the model on the references (keyframe: on each shot's keyframe) first "
+                         "(0: the matching alone; reference mode's default is animecolor.adapt.ADAPT_STEPS)")
     ap.add_argument("--grid", default="[{}]", help="JSON list of MatchParams overrides (default settings: {})")
     ap.add_argument("--propagate", default="[{}]",
                     help="keyframe: JSON list of PropagateParams overrides ({} = the shipped defaults, the default; null = no flow propagation)")
@@ -212,7 +217,7 @@ def main() -> int:
         run_reference(base, args.data, args.frames, grid, refs, args.adapt)
     else:
         run_keyframe(base, args.data, grid, not args.no_bbb, refs, not args.no_baselines, json.loads(args.propagate), args.feed,
-                     args.popeye)
+                     args.popeye, args.adapt)
     return 0
 
 

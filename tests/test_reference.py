@@ -312,3 +312,23 @@ def test_adapted_reference_mixes_model_and_transfer(tiny_random_model):
     assert R.reference_colorizer(tiny, refs, adapt_steps=0).params.model_mix == 0
     with pytest.raises(ValueError, match="too small"):
         R.reference_colorizer(tiny, [clip_frame(3, 40, 20, gray=False)], adapt_steps=1, weights=tiny_random_model)
+
+
+def test_keyframes_with_an_adapted_model(tiny_random_model):
+    """KeyframeColorizer(adapt_steps=N) (tried on validation, off by default): the model is fine-tuned once on
+    all the keyframes, on first use, and that model (not the base) gives the matching and the weak-match colors."""
+    tiny = load_colorizer(tiny_random_model, "cpu", runtime="torch")
+    kfs = [R.Keyframe(clip_frame(0, 128, 96, gray=False), 0.0), R.Keyframe(clip_frame(9, 128, 96, gray=False), 1.0)]
+    gray = np.stack([fr.model_input(fr.rgb_to_y(clip_frame(i, 128, 96, gray=False)), tiny.working_size(128, 96)) for i in (1, 2)])
+    plain = R.KeyframeColorizer(tiny, kfs, cuts=[0.5])
+    col = R.KeyframeColorizer(tiny, kfs, cuts=[0.5], adapt_steps=2, weights=tiny_random_model)
+    out = col(gray, [0.05, 0.1])
+    from animecolor.adapt import adapted_path
+
+    assert col._ref.base is not tiny and col._ref.base.name == adapted_path(tiny_random_model, [k.rgb for k in kfs], 2).name
+    assert out.shape == plain(gray, [0.05, 0.1]).shape and np.abs(out - plain(gray, [0.05, 0.1])).max() > 0
+    adapted = col._ref.base
+    col(gray, [1.05, 1.1])  # the second shot reuses the one adapted model
+    assert col._ref.base is adapted
+    with pytest.raises(ValueError, match=">= 0"):
+        R.KeyframeColorizer(tiny, kfs, adapt_steps=-1)
