@@ -175,6 +175,11 @@ def child_e2e(args) -> None:
         from animecolor.runtime import OnnxColorizer
 
         col = OnnxColorizer(col.base, col.path, spinning=True)
+    if args.x264_params:
+        from animecolor import writers
+
+        base_options = writers.EncodeSettings.options
+        writers.EncodeSettings.options = lambda self: {**base_options(self), "x264-params": args.x264_params}
     col, setup = guided(col, args.mode, Path(args.src), args.reference, args.keyframe, args.keep_color)
     res = colorize_video(args.src, args.dst, col, overwrite=True, crf=args.crf, preset=args.preset, batch_size=args.batch)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
@@ -227,6 +232,8 @@ def main() -> int:
     ap.add_argument("--keep-color", default=None, metavar="RUN/best.safetensors",
                     help="a keep-color checkpoint (animecolor select train): adds mode keepcolor (end to end only)")
     ap.add_argument("--ort-spin", action="store_true", help="experiment: ONNX Runtime's idle threads spin (its own default)")
+    ap.add_argument("--x264-params", default=None, metavar="K=V:K=V",
+                    help="experiment (speed_levers.py variants): extra x264 options for the end-to-end run, e.g. threads=1")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
     ap.add_argument("--dst", help=argparse.SUPPRESS)
