@@ -14,7 +14,7 @@ import threading
 
 from . import __version__
 
-COMMANDS = ["episode", "preview", "dataset", "train", "evaluate", "finetune", "batch", "select"]
+COMMANDS = ["episode", "preview", "shots", "dataset", "train", "evaluate", "finetune", "batch", "select"]
 
 
 class CLIError(Exception):

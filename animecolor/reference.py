@@ -31,6 +31,8 @@ within its shot (forward and backward to the scene cuts).
 from __future__ import annotations
 
 import bisect
+import contextlib
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,6 +58,10 @@ __all__ = [
     "KeyframeColorizer",
     "Keyframe",
     "ReferenceError",
+    "GrayImageError",
+    "scan_shots",
+    "write_shot_frames",
+    "expand_keyframe_specs",
     "encode_references",
     "gray_of_rgb",
     "check_color",
@@ -65,6 +71,10 @@ __all__ = [
 
 class ReferenceError(ValueError):
     """A reference or keyframe image cannot be used (one-line message)."""
+
+
+class GrayImageError(ReferenceError):
+    """A reference or keyframe image has no color to take."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +128,7 @@ def check_color(rgb: np.ndarray, what: str) -> None:
     ab = rgb_to_lab(fr.fit_long_side(rgb, 256))[..., 1:]
     chroma = np.sqrt((ab**2).sum(-1))
     if float(np.percentile(chroma, 90)) < MIN_REFERENCE_CHROMA:
-        raise ReferenceError(f"{what} is gray (no color to take from it); give a color image")
+        raise GrayImageError(f"{what} is gray (no color to take from it); give a color image")
 
 
 def _band_kernel(bands: int, sigma: float) -> np.ndarray:
@@ -236,15 +246,23 @@ class ShotScan:
     frames: int
     duration: float
     keyframe_luma: dict[int, np.ndarray]  # keyframe index -> full-range gray of the video frame shown at its time
+    keyframe_time: dict[int, float] = field(default_factory=dict)  # keyframe index -> that frame's own start time
 
 
-def scan_shots(path: str | os.PathLike, times: Sequence[float] = (), until: float | None = None) -> ShotScan:
+def scan_shots(
+    path: str | os.PathLike,
+    times: Sequence[float] = (),
+    until: float | None = None,
+    on_shot: Callable[[int, float, object], None] | None = None,
+) -> ShotScan:
     """Decode ``path`` once (small frames) up to ``until`` seconds: scene cuts and the frames at ``times``.
 
     Cuts are judged by :func:`animecolor.temporal.is_cut`, the same test the
     temporal smoothers reset on.  ``times`` (keyframe times) get the gray frame
     shown at that time (the last frame starting at or before it), for checking
-    that a keyframe matches its frame.
+    that a keyframe matches its frame, and that frame's own start time.
+    ``on_shot(index, time, frame)`` is called with the first ``av.VideoFrame``
+    of every shot as it is decoded (nothing is kept).
     """
     import av
 
@@ -252,6 +270,7 @@ def scan_shots(path: str | os.PathLike, times: Sequence[float] = (), until: floa
 
     want = sorted(range(len(times)), key=lambda i: times[i])
     got: dict[int, np.ndarray] = {}
+    got_t: dict[int, float] = {}
     cuts: list[float] = []
     prev_small = prev_full = None
     prev_t = None
@@ -277,9 +296,13 @@ def scan_shots(path: str | os.PathLike, times: Sequence[float] = (), until: floa
             small = frame.reformat(width=CUT_SCAN_WIDTH, height=h, format="gray").to_ndarray()
             if prev_small is not None and is_cut(prev_small, small):
                 cuts.append(t)
+                if on_shot is not None:
+                    on_shot(len(cuts), t, frame)
+            elif prev_small is None and on_shot is not None:
+                on_shot(0, t, frame)
             while k < len(want) and times[want[k]] < t - 1e-6:
                 if prev_full is not None:
-                    got[want[k]] = prev_full
+                    got[want[k]], got_t[want[k]] = prev_full, prev_t
                 k += 1
             prev_small = small
             if k < len(want):
@@ -290,13 +313,91 @@ def scan_shots(path: str | os.PathLike, times: Sequence[float] = (), until: floa
                 break
         while k < len(want) and prev_full is not None and prev_t is not None:
             if times[want[k]] <= prev_t + 1.0 / float(stream.average_rate or 24) + 1e-6:
-                got[want[k]] = prev_full
+                got[want[k]], got_t[want[k]] = prev_full, prev_t
             k += 1
     except av.FFmpegError as e:
         raise OSError(f"cannot decode {path}: {e}") from None
     finally:
         container.close()
-    return ShotScan(cuts, n, t, got)
+    return ShotScan(cuts, n, t, got, got_t)
+
+
+#: Image files a keyframe folder may hold (``NAME@TIME.png``, as :func:`write_shot_frames` names them).
+KEYFRAME_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def shot_frame_name(number: int, t: float) -> str:
+    """``shot_0003@12.513.png``: the file :func:`write_shot_frames` writes for shot ``number`` (from 1) starting at ``t`` s.
+    The time is rounded *up* to the millisecond, so it names this frame and never the one before the cut."""
+    return f"shot_{number:04d}@{math.ceil(t * 1000 - 1e-6) / 1000:.3f}.png"
+
+
+def write_shot_frames(
+    video: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    overwrite: bool = False,
+    on_shot: Callable[[int, float, Path], None] | None = None,
+) -> list[tuple[float, Path]]:
+    """Write the first frame of every shot of ``video`` into ``out_dir`` as ``shot_NNNN@TIME.png``, the frames to
+    paint for keyframe mode (``--keyframe out_dir`` takes the painted ones back; gray ones are skipped).
+
+    Shots are split by :func:`scan_shots` (the cut test keyframe mode uses).  One decode, one frame in memory at a
+    time.  Existing shot frames in ``out_dir`` are an error unless ``overwrite``; on an error the frames written
+    so far are removed.  ``on_shot(index, time, path)`` after each file (index from 0).  Returns ``[(time, path), ...]``.
+    """
+    video, out = Path(video), Path(out_dir)
+    if not video.is_file():
+        raise FileNotFoundError(f"input not found: {video}")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    old = sorted(out.glob("shot_*@*.png")) if out.is_dir() else []
+    if old and not overwrite:
+        raise FileExistsError(f"{out} already holds shot frames ({old[0].name} ...); use --overwrite to replace them")
+    for f in old:
+        f.unlink()
+    made_dir = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[tuple[float, Path]] = []
+
+    def write(index: int, t: float, frame) -> None:
+        path = out / shot_frame_name(index + 1, t)
+        rgb = frame.to_ndarray(format="rgb24")
+        if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"cannot write {path}")
+        written.append((t, path))
+        if on_shot is not None:
+            on_shot(index, t, path)
+
+    try:
+        scan_shots(video, on_shot=write)
+    except BaseException:
+        for _, path in written:
+            path.unlink(missing_ok=True)
+        if made_dir:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+    if not written:
+        raise ValueError(f"{video} has no frames")
+    return written
+
+
+def expand_keyframe_specs(specs: Sequence[str]) -> list[tuple[str, bool]]:
+    """``--keyframe`` values -> ``[(IMAGE@TIME, from_folder)]``: a folder stands for its ``NAME@TIME`` images
+    (as :func:`write_shot_frames` names them, in name order); other values pass through."""
+    out: list[tuple[str, bool]] = []
+    for spec in specs:
+        folder = Path(spec)
+        if not folder.is_dir():
+            out.append((str(spec), False))
+            continue
+        found = sorted(f for f in folder.iterdir()
+                       if f.is_file() and f.suffix.lower() in KEYFRAME_IMAGE_SUFFIXES and "@" in f.stem)
+        if not found:
+            raise ReferenceError(f"keyframe folder {folder} holds no images named NAME@TIME.png "
+                                 "(e.g. from `animecolor shots`)")
+        out += [(f"{f}@{f.stem.rpartition('@')[2]}", True) for f in found]
+    return out
 
 
 def luma_match(keyframe_rgb: np.ndarray, frame_gray: np.ndarray) -> float:
@@ -931,8 +1032,21 @@ def guided_colorizer(
         return col
     if video is None:
         raise ValueError("keyframes need the video they belong to")
-    parsed = [parse_keyframe(k) for k in keyframes]
-    images = [load_keyframe(p) for p, _ in parsed]
+    parsed, images, unpainted = [], [], 0
+    for spec, from_folder in expand_keyframe_specs(keyframes):
+        path, when = parse_keyframe(spec)
+        try:
+            images.append(load_keyframe(path))
+        except GrayImageError:
+            if not from_folder:
+                raise
+            unpainted += 1  # a shot frame not painted (yet)
+            continue
+        parsed.append((path, when))
+    if unpainted and on_warning is not None:
+        on_warning(f"{unpainted} gray image(s) in the keyframe folder skipped (not painted)")
+    if not parsed:
+        raise ReferenceError("every image in the keyframe folder is gray: paint some shot frames first")
     from .preview import parse_time
 
     times = [parse_time(w).seconds for _, w in parsed]  # parse_keyframe refuses frame numbers
@@ -949,6 +1063,6 @@ def guided_colorizer(
         if match < MIN_KEYFRAME_MATCH and on_warning is not None:
             on_warning(f"keyframe {path.name} does not look like the frame at {when} (brightness correlation {match:.2f}); "
                        "check its time")
-        kfs.append(Keyframe(rgb, times[i], path.name))
+        kfs.append(Keyframe(rgb, scan.keyframe_time.get(i, times[i]), path.name))  # the start of the frame it shows
     return KeyframeColorizer(base, kfs, scan.cuts, fallback=col if references else None, params=KEYFRAME_PARAMS,
                              name=f"keyframes ({len(kfs)})" + (f" + {col.name}" if col is not base else ""))

@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -332,3 +333,53 @@ def test_keyframes_with_an_adapted_model(tiny_random_model):
     assert col._ref.base is adapted
     with pytest.raises(ValueError, match=">= 0"):
         R.KeyframeColorizer(tiny, kfs, adapt_steps=-1)
+
+
+def test_cli_shots_then_a_folder_of_painted_keyframes(tmp_path, capsys):
+    # `animecolor shots` writes each shot's first frame; painting one and passing the folder as --keyframe
+    # gives the same video as naming that keyframe explicitly, and the unpainted (gray) frame is skipped
+    color = _two_shot_clip(tmp_path / "color.mkv")
+    with av.open(str(color)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    gray = write_rgb_clip(tmp_path / "gray.mkv", [np.repeat(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[..., None], 3, 2) for f in frames])
+    shots = tmp_path / "shots"
+    assert main(["shots", str(gray), "-o", str(shots), "-q"]) == 0
+    names = sorted(p.name for p in shots.iterdir())
+    assert names == ["shot_0001@0.000.png", "shot_0002@1.000.png"]
+    rc = main(["shots", str(gray), "-o", str(shots), "-q"])  # never overwritten silently
+    err = capsys.readouterr().err
+    assert rc == 1 and "already holds shot frames" in err and len(err.strip().splitlines()) == 1
+    everything_gray = main(["episode", str(gray), str(tmp_path / "none.mkv"), "--keyframe", str(shots), "-q", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert everything_gray == 1 and "every image in the keyframe folder is gray" in err and not (tmp_path / "none.mkv").exists()
+    cv2.imwrite(str(shots / names[0]), frames[0][..., ::-1])  # "paint" the first shot (its color original)
+    rc = main(["episode", str(gray), str(tmp_path / "folder.mkv"), "--keyframe", str(shots), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "1 gray image(s) in the keyframe folder skipped" in err, err
+    rc, _ = _episode([gray, tmp_path / "explicit.mkv", "--keyframe", f"{shots / names[0]}@0"], capsys)
+    assert rc == 0
+    for (y1, u1, v1), (y2, u2, v2) in zip(decode_planes(tmp_path / "folder.mkv"), decode_planes(tmp_path / "explicit.mkv")):
+        assert np.array_equal(u1, u2) and np.array_equal(v1, v2)
+    (tmp_path / "empty").mkdir()
+    rc, err = _episode([gray, tmp_path / "e.mkv", "--keyframe", tmp_path / "empty"], capsys)
+    assert rc == 1 and "holds no images named NAME@TIME" in err
+
+
+def test_keyframe_time_snaps_to_the_frame_it_shows(base, tmp_path):
+    # 12 fps: 0.05 s falls inside frame 0 (0-0.083 s); the keyframe starts where that frame starts, so the
+    # flow propagation follows it from that frame on, and a time just after the cut belongs to the new shot
+    src = _two_shot_clip(tmp_path / "two.mkv")
+    kf = tmp_path / "kf.png"
+    cv2.imwrite(str(kf), clip_frame(0, 128, 96, gray=False)[..., ::-1])
+    col = R.guided_colorizer(base, src, keyframes=[f"{kf}@0.05", f"{kf}@1.001"])
+    assert [k.time for k in col.keyframes] == [0.0, 1.0]
+    assert [col.shot_of(k.time) for k in col.keyframes] == [0, 1]
+
+
+def test_cli_shots_errors_leave_nothing(tmp_path, capsys):
+    (tmp_path / "notes.mp4").write_text("not a video")
+    for src, message in ((tmp_path / "notes.mp4", "cannot open video"), (tmp_path / "missing.mp4", "input not found")):
+        rc = main(["shots", str(src), "-o", str(tmp_path / "out"), "-q"])
+        err = capsys.readouterr().err
+        assert rc == 1 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "out").exists()

@@ -24,7 +24,8 @@ def add_guide_options(p) -> None:
                         "0: colors from matching alone")
     p.add_argument("--keyframe", action="append", default=[], metavar="IMAGE@TIME",
                    help="a colored version of the frame at TIME (seconds or HH:MM:SS.mmm); its colors carry through "
-                        "its shot, forward and backward to the scene cuts. Repeat for more shots")
+                        "its shot, forward and backward to the scene cuts. Repeat for more shots. A folder stands for "
+                        "its NAME@TIME.png images (from `animecolor shots`; gray, unpainted ones are skipped)")
 
 
 def adapt_progress(quiet: bool):
@@ -142,12 +143,12 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False)
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
-    from ..reference import check_reference_frames, parse_keyframe
+    from ..reference import check_reference_frames, expand_keyframe_specs, parse_keyframe
 
     check_reference_frames(args.reference_frames)
     if args.reference_adapt < 0:
         raise ValueError(f"--reference-adapt must be >= 0, got {args.reference_adapt}")
-    for k in args.keyframe:
+    for k, _ in expand_keyframe_specs(args.keyframe):
         parse_keyframe(k)  # bad syntax fails before the model loads
     _check_paths(args.input, args.output, args.overwrite)  # path mistakes first: cheaper than loading weights
     if args.threads is not None:
