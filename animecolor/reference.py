@@ -356,7 +356,10 @@ def write_shot_frames(
     for f in old:
         f.unlink()
     made_dir = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot create the folder {out}: {e.strerror or e}") from None
     written: list[tuple[float, Path]] = []
 
     def write(index: int, t: float, frame) -> None:

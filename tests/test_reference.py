@@ -383,3 +383,7 @@ def test_cli_shots_errors_leave_nothing(tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 1 and message in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "out").exists()
+    (tmp_path / "file").write_text("")
+    rc = main(["shots", str(_two_shot_clip(tmp_path / "two.mkv")), "-o", str(tmp_path / "file" / "sub"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "cannot create the folder" in err and len(err.strip().splitlines()) == 1, err
