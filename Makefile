@@ -1,6 +1,6 @@
 # Two targets do all set-up on a fresh machine:
 #   make demo   create .venv if missing, install, colorize the bundled example clip -> out/demo.mp4
-#   make test   the test suite (CPU, about a minute)
+#   make test   the test suite (CPU, 2-4 minutes on 2 cores)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
