@@ -230,7 +230,8 @@ def evaluate_video(
     batch_size: int = 8,
     smoother_factory: Callable[[], TemporalSmoother] | None = None,
     progress: Progress | None = None,
-    per_clip: Callable[[Path, np.ndarray], Mapping[str, Colorizer]] | None = None,
+    per_clip: Callable[[Path, np.ndarray], Mapping[str, Colorizer] | tuple[Mapping[str, Colorizer], Sequence[float]]]
+    | None = None,
 ) -> dict:
     """Colorize the luma of a color clip with each colorizer and score it against the clip.
 
@@ -242,7 +243,9 @@ def evaluate_video(
     ``per_clip(path, first_rgb)``: more colorizers built from the clip's first
     frame (its color original, at the scoring size), e.g. a colored keyframe;
     with it, the first frame is used only for that and every colorizer is
-    scored on the frames after it.
+    scored on the frames after it.  ``per_clip`` may also return
+    ``(colorizers, times)``: the frames at those times (seconds from the first
+    frame; keyframes taken from the clip itself) are not scored either.
 
     Returns ``{"path", "frames", "size": [w, h], "source_size", "stride",
     "seconds", "ground_truth": {"colorfulness", "cdc"}, "colorizers": {name:
@@ -272,6 +275,7 @@ def evaluate_video(
     n = 0
     size: list[int] = [0, 0]
     batch: list[tuple[np.ndarray, np.ndarray, float]] = []
+    unscored: Sequence[float] = ()
 
     def flush_batch() -> None:
         for lane in lanes.values():
@@ -296,8 +300,12 @@ def evaluate_video(
             t = float(frame.time) if frame.time is not None else i / float(stream.average_rate or 24)
             t_first = t if t_first is None else t_first
             if per_clip is not None and i == 0:
-                for name, col in per_clip(path, gt).items():
+                more = per_clip(path, gt)
+                more, unscored = more if isinstance(more, tuple) else (more, ())
+                for name, col in more.items():
                     lanes[name] = _Lane(col, smoother_factory() if smoother_factory else None)
+                continue
+            if any(abs(t - t_first - u) < 1e-4 for u in unscored):  # a keyframe taken from this frame
                 continue
             gt_color += metrics.colorfulness(gt)
             gt_cdc.update(gt)

@@ -387,3 +387,18 @@ def test_cli_shots_errors_leave_nothing(tmp_path, capsys):
     rc = main(["shots", str(_two_shot_clip(tmp_path / "two.mkv")), "-o", str(tmp_path / "file" / "sub"), "-q"])
     err = capsys.readouterr().err
     assert rc == 1 and "cannot create the folder" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_evaluate_keyframe_shots(tmp_path):
+    # every shot's first frame as keyframe: the second shot gets its own, so it beats the first frame alone;
+    # both keyframe frames are left out of every colorizer's score
+    src = _two_shot_clip(tmp_path / "two.mkv")
+    rep = tmp_path / "r.json"
+    rc = main(["evaluate", str(src), "--keyframe-first", "--keyframe-shots", "--quiet", "--json", str(rep), "--device", "cpu"])
+    assert rc == 0
+    ov = json.loads(rep.read_text())["overall"]
+    cols = ov["colorizers"]
+    assert ov["frames"] == 22
+    assert {"keyframe", "copy-keyframe", "keyframe-shots", "copy-keyframe-shots"} <= set(cols)
+    assert cols["keyframe-shots"]["ciede2000"] < 0.7 * cols["keyframe"]["ciede2000"]
+    assert cols["keyframe-shots"]["ciede2000"] < cols["copy-keyframe-shots"]["ciede2000"]

@@ -47,6 +47,10 @@ def register(subparsers) -> None:
     p.add_argument("--keyframe-first", action="store_true",
                    help="each clip's first frame (its color original) is its colored keyframe: add the keyframe "
                         "colorizer and the copy-the-keyframe baseline; every colorizer is scored on the frames after it")
+    p.add_argument("--keyframe-shots", action="store_true",
+                   help="the first frame of every shot (as `animecolor shots` finds them; color originals) is a "
+                        "keyframe, as if every shot were painted: add keyframe-shots and copy-keyframe-shots; those "
+                        "frames are not scored")
     p.add_argument("--temporal", default=None, metavar="NAME", help="temporal smoother applied to every colorizer")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="evaluate at most N frames per clip")
     p.add_argument("--stride", type=int, default=1, metavar="K", help="evaluate every K-th frame (default 1)")
@@ -133,6 +137,29 @@ def _first_frame_keyframes(base):
     return per_clip
 
 
+def _shot_keyframes(base, max_side: int | None, first=None):
+    """``evaluate --keyframe-shots``: per clip, the first frame of every shot (the cut test's; color originals at
+    the scoring size) as keyframes, as from `animecolor shots` with every shot painted; those frames are not
+    scored.  ``first``: the --keyframe-first builder, whose colorizers join."""
+    from .. import frames as fr
+    from .. import reference as R
+
+    def per_clip(path, first_rgb):
+        kfs: list = []
+
+        def keep(index, t, frame):
+            kfs.append(R.Keyframe(fr.fit_long_side(frame.to_ndarray(format="rgb24"), max_side), t, f"shot {index + 1}"))
+
+        cuts = R.scan_shots(path, on_shot=keep).cuts
+        cols = dict(first(path, first_rgb)) if first is not None else {}
+        cols["keyframe-shots"] = R.KeyframeColorizer(base, kfs, cuts, name="keyframe-shots")
+        cols["copy-keyframe-shots"] = R.KeyframeColorizer(base, kfs, cuts, fallback=base, name="copy-keyframe-shots",
+                                                          method="copy")
+        return cols, [k.time for k in kfs]
+
+    return per_clip
+
+
 def _json_safe(obj):
     if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
         return None
@@ -185,8 +212,8 @@ def run(args: argparse.Namespace) -> int:
     colorizers["gray"] = GrayColorizer()
     notes: list[str] = []
     base = next((c for c in colorizers.values() if hasattr(c, "model")), None)
-    if (args.reference or args.keyframe_first) and base is None:
-        raise CLIError("--reference and --keyframe-first need a model (drop --baselines-only)")
+    if (args.reference or args.keyframe_first or args.keyframe_shots) and base is None:
+        raise CLIError("--reference, --keyframe-first and --keyframe-shots need a model (drop --baselines-only)")
     per_clip = None
     if args.reference:
         from .. import reference as R
@@ -207,6 +234,10 @@ def run(args: argparse.Namespace) -> int:
     if args.keyframe_first:
         per_clip = _first_frame_keyframes(base)
         notes.append("keyframe / copy-keyframe: each clip's first frame is its keyframe; all colorizers scored on the frames after it")
+    if args.keyframe_shots:
+        per_clip = _shot_keyframes(base, args.max_side or None, per_clip)
+        notes.append("keyframe-shots / copy-keyframe-shots: the first frame of every shot (cut test) is a keyframe; "
+                     "those frames are not scored, for any colorizer")
 
     if args.lut:
         colorizers["lut"] = LutColorizer.load(args.lut)
@@ -258,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
         "reference": [str(r) for r in args.reference],
         "reference_frames": args.reference_frames,
         "keyframe_first": args.keyframe_first,
+        "keyframe_shots": args.keyframe_shots,
     }
 
     def show(title: str, result) -> None:
