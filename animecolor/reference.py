@@ -48,6 +48,7 @@ from .adapt import ADAPT_STEPS, adapt_to_references
 from .color import rgb_to_lab, y_to_gray
 from .colorize import Colorizer, ModelColorizer, apply_colorizer
 from .propagate import PROPAGATE_PARAMS, KeyframeTrack, PropagateParams
+from .runtime import runtime_like
 
 __all__ = [
     "MatchParams",
@@ -872,7 +873,7 @@ class KeyframeColorizer:
             path = adapt_to_references(self.weights or DEFAULT_WEIGHTS, [k.rgb for k in self.keyframes], self.adapt_steps,
                                        device=self.base.device)
             model = load_colorizer(path, str(self.base.device), working_long_side=self.base.cfg.working_long_side,
-                                   runtime=getattr(self.base, "runtime", "torch"))
+                                   runtime=runtime_like(self.base))
             self._ref = ReferenceColorizer(model, None, self.params, self.name, self._ref.refiner)
             self._adapted = True
         if self._cached is None or self._cached[0] != shot:
@@ -1000,7 +1001,7 @@ def reference_colorizer(
 
     path = adapt_to_references(weights or DEFAULT_WEIGHTS, frames, steps, device=base.device, progress=progress)
     model = load_colorizer(path, str(base.device), working_long_side=base.cfg.working_long_side,
-                           runtime=getattr(base, "runtime", "torch"))
+                           runtime=runtime_like(base))
     return ReferenceColorizer.from_images(model, frames, params or ADAPTED_REFERENCE_PARAMS, name, names)
 
 

@@ -32,6 +32,22 @@ def onnx_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def can_export() -> bool:
+    """Whether models can be exported to ONNX here (torch's exporter needs the ``onnx`` package)."""
+    try:
+        import onnx
+    except ImportError:
+        return False
+    return onnx is not None
+
+
+def runtime_like(col) -> str:
+    """The runtime a model derived from ``col`` (adapted to references or keyframes) should run on: ``col``'s,
+    or PyTorch when that is ONNX Runtime but the derived model cannot be exported here."""
+    runtime = getattr(col, "runtime", "torch")
+    return "torch" if runtime == "onnx" and not can_export() else runtime
+
+
 def export_onnx(model, dst: str | os.PathLike, source_digest: str, features: str | None = None) -> Path:
     """Write ``model`` (an eval-mode, batch-norm-folded ResidualColorizer) as ONNX to ``dst`` (atomically).
 

@@ -402,3 +402,17 @@ def test_cli_evaluate_keyframe_shots(tmp_path):
     assert {"keyframe", "copy-keyframe", "keyframe-shots", "copy-keyframe-shots"} <= set(cols)
     assert cols["keyframe-shots"]["ciede2000"] < 0.7 * cols["keyframe"]["ciede2000"]
     assert cols["keyframe-shots"]["ciede2000"] < cols["copy-keyframe-shots"]["ciede2000"]
+
+
+def test_adapted_references_without_the_onnx_package(base, monkeypatch):
+    # a plain install may lack the `onnx` package torch's exporter needs: the model adapted to the
+    # references then runs on PyTorch instead of failing after its training
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    assert base.runtime == "onnx"
+    ref = clip_frame(0, 128, 96, gray=False)
+    col = R.reference_colorizer(base, [ref], adapt_steps=2)
+    assert col.base.runtime == "torch"
+    gray = np.stack([fr.model_input(fr.rgb_to_y(ref), base.working_size(128, 96))])
+    assert apply_colorizer(col, gray).shape[0] == 1
