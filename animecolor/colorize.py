@@ -253,9 +253,9 @@ def load_colorizer(
     decoding temperature of a classification-head model: lower is more vivid,
     higher duller and safer; the checkpoint's own value was picked on validation clips.
     ``runtime``: "torch", "onnx" (ONNX Runtime on CPU; exports the weights once into the
-    user cache when no export is beside them) or "auto" (ONNX Runtime on CPU where an
-    export of these weights exists, as for the shipped ones; else PyTorch): see
-    :mod:`animecolor.runtime`.
+    user cache when no export is beside them) or "auto" (on CPU the same, falling back to
+    PyTorch where the weights cannot be exported: no ``onnx`` package, no writable cache;
+    PyTorch on CUDA): see :mod:`animecolor.runtime`.
     """
     from .model import WeightsError, load_model
     from .runtime import RUNTIMES
@@ -297,9 +297,16 @@ def _onnx_colorizer(col: ModelColorizer, path: Path, runtime: str):
         raise RuntimeError("--runtime onnx needs the onnxruntime package (pip install onnxruntime)")
     digest = file_sha256(path)
     found = rt.OnnxColorizer.from_weights(col, path, digest)
-    if found is not None or runtime == "auto":
-        return found or col
+    if found is not None:
+        return found
+    if runtime == "auto" and not rt.can_export():
+        return col
     from .reference import REFERENCE_PARAMS
 
     dst = rt.cache_dir() / f"{digest}.onnx"
-    return rt.OnnxColorizer(col, rt.export_onnx(col.model, dst, digest, features=REFERENCE_PARAMS.features))
+    try:
+        return rt.OnnxColorizer(col, rt.export_onnx(col.model, dst, digest, features=REFERENCE_PARAMS.features))
+    except OSError:
+        if runtime == "auto":  # no writable cache: PyTorch, as before
+            return col
+        raise

@@ -49,14 +49,14 @@ def test_shipped_onnx_gives_the_same_chroma_as_pytorch(temperature):
 
 
 def test_other_weights_export_once_into_the_cache(tiny_random_model, tmp_path, monkeypatch):
-    pytest.importorskip("onnx")  # exporting needs it (the [train] extra)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert isinstance(load_colorizer(tiny_random_model, "cpu"), ModelColorizer)  # auto: no export yet -> PyTorch
-    col = load_colorizer(tiny_random_model, "cpu", runtime="onnx")
+    col = load_colorizer(tiny_random_model, "cpu")  # auto on CPU: exported on first use
     assert isinstance(col, OnnxColorizer)
     cached = list((tmp_path / "cache" / "animecolor").glob("*.onnx"))
     assert [p.stem for p in cached] == [file_sha256(tiny_random_model)]
-    assert isinstance(load_colorizer(tiny_random_model, "cpu"), OnnxColorizer)  # auto now finds it
+    stamp = cached[0].stat().st_mtime_ns
+    assert isinstance(load_colorizer(tiny_random_model, "cpu", runtime="onnx"), OnnxColorizer)  # found, not redone
+    assert cached[0].stat().st_mtime_ns == stamp
     gray = np.random.default_rng(0).integers(0, 256, (3, 64, 96), dtype=np.uint8)
     ref = load_colorizer(tiny_random_model, "cpu", runtime="torch")(gray)
     assert np.abs(col(gray) - ref).max() < 2e-3
@@ -72,7 +72,21 @@ def test_stale_export_is_not_used(tiny_random_model, tmp_path, monkeypatch):
     shutil.copy(tiny_random_model, weights)
     shutil.copy(DEFAULT_WEIGHTS.with_suffix(".onnx"), tmp_path / "mine.onnx")
     assert find_export(weights, file_sha256(weights)) is None
-    assert isinstance(load_colorizer(weights, "cpu"), ModelColorizer)
+    col = load_colorizer(weights, "cpu")
+    assert isinstance(col, OnnxColorizer) and col.path.parent == tmp_path / "cache" / "animecolor"  # fresh, not the stale one
+
+
+def test_auto_falls_back_to_pytorch_when_it_cannot_export(tiny_random_model, tmp_path, monkeypatch):
+    import sys
+
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # the cache cannot be made
+    assert isinstance(load_colorizer(tiny_random_model, "cpu"), ModelColorizer)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "onnx", None)  # no onnx package
+    assert isinstance(load_colorizer(tiny_random_model, "cpu"), ModelColorizer)
+    assert not (tmp_path / "cache" / "animecolor").exists() or not list((tmp_path / "cache" / "animecolor").glob("*.onnx"))
 
 
 def test_bad_runtime_is_refused():
