@@ -114,9 +114,9 @@ def add_runtime_option(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="run the model with PyTorch or ONNX Runtime (CPU only; same colors, faster on CPU). auto "
-                        "(default): ONNX Runtime on CPU where an export of the weights exists (the shipped ones "
-                        "have one), else PyTorch; onnx exports other weights once into ~/.cache/animecolor.  A --keep-color "
-                        "model is exported there on first use under auto too")
+                        "(default): ONNX Runtime on CPU (the shipped weights have an export; other weights and "
+                        "--keep-color models are exported once into ~/.cache/animecolor), PyTorch where that cannot "
+                        "be done and on CUDA; onnx: ONNX Runtime or an error")
 
 
 def _weights_line(weights: Path | None) -> str:
