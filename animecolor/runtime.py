@@ -4,9 +4,9 @@ The network (batch norm folded into the convs) and its a/b decoding are exported
 once to an ONNX file whose metadata records the SHA-256 of the safetensors file
 it came from, so a stale export is never used.  The shipped weights have their
 export beside them (``weights/default.onnx``, made by ``pipelines/export_onnx.py``).
-For other weights ``runtime="onnx"`` exports on first use into the user cache
-(``$XDG_CACHE_HOME/animecolor``, ``~/.cache/animecolor``); ``runtime="auto"`` uses
-ONNX Runtime only where an export already exists and falls back to PyTorch.
+For other weights ``runtime="onnx"`` and ``"auto"`` export on first use into the user
+cache (``$XDG_CACHE_HOME/animecolor``, ``~/.cache/animecolor``); ``"auto"`` falls back to
+PyTorch where that cannot be done (no ``onnx`` package, no writable cache).
 
 The decoding temperature is an input of the graph, so ``--temperature`` works
 the same on both runtimes.  Outputs match PyTorch's to about 1e-3 a/b units
