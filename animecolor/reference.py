@@ -62,6 +62,7 @@ __all__ = [
     "GrayImageError",
     "scan_shots",
     "write_shot_frames",
+    "pick_shot_frames",
     "expand_keyframe_specs",
     "encode_references",
     "gray_of_rgb",
@@ -254,7 +255,7 @@ def scan_shots(
     path: str | os.PathLike,
     times: Sequence[float] = (),
     until: float | None = None,
-    on_shot: Callable[[int, float, object], None] | None = None,
+    on_frame: Callable[[int, float, object, np.ndarray], None] | None = None,
 ) -> ShotScan:
     """Decode ``path`` once (small frames) up to ``until`` seconds: scene cuts and the frames at ``times``.
 
@@ -262,8 +263,9 @@ def scan_shots(
     temporal smoothers reset on.  ``times`` (keyframe times) get the gray frame
     shown at that time (the last frame starting at or before it), for checking
     that a keyframe matches its frame, and that frame's own start time.
-    ``on_shot(index, time, frame)`` is called with the first ``av.VideoFrame``
-    of every shot as it is decoded (nothing is kept).
+    ``on_frame(shot, time, frame, small_gray)`` is called with every decoded
+    ``av.VideoFrame`` (``shot``: its shot's index from 0; ``small_gray``: the
+    uint8 gray the cut test saw); nothing is kept.
     """
     import av
 
@@ -297,10 +299,8 @@ def scan_shots(
             small = frame.reformat(width=CUT_SCAN_WIDTH, height=h, format="gray").to_ndarray()
             if prev_small is not None and is_cut(prev_small, small):
                 cuts.append(t)
-                if on_shot is not None:
-                    on_shot(len(cuts), t, frame)
-            elif prev_small is None and on_shot is not None:
-                on_shot(0, t, frame)
+            if on_frame is not None:
+                on_frame(len(cuts), t, frame, small)
             while k < len(want) and times[want[k]] < t - 1e-6:
                 if prev_full is not None:
                     got[want[k]], got_t[want[k]] = prev_full, prev_t
@@ -333,17 +333,47 @@ def shot_frame_name(number: int, t: float) -> str:
     return f"shot_{number:04d}@{math.ceil(t * 1000 - 1e-6) / 1000:.3f}.png"
 
 
+#: A frame whose gray (at the cut scan's size) varies less than this is blank (a fade, a flash): the dataset
+#: sampler's test (``SelectParams.min_luma_std``).
+BLANK_LUMA_STD = 8.0
+
+
+def pick_shot_frames(video: str | os.PathLike, on_pick: Callable[[int, float, np.ndarray], None]) -> ShotScan:
+    """Decode ``video`` once and call ``on_pick(shot, time, rgb)`` for every shot with the frame to paint: its
+    first frame that is not blank (a shot that fades in from black gets its first real picture), or its first
+    frame when all of it is blank.  At most one frame is held.  Returns the scan (cuts, frames, duration)."""
+    state: dict = {"shot": -1, "pending": None, "done": True}
+
+    def on_frame(shot: int, t: float, frame, small: np.ndarray) -> None:
+        if shot != state["shot"]:
+            if not state["done"]:
+                on_pick(state["shot"], *state["pending"])  # the previous shot was blank throughout
+            state.update(shot=shot, pending=None, done=False)
+        if state["done"]:
+            return
+        if float(small.std()) >= BLANK_LUMA_STD:
+            state.update(done=True, pending=None)
+            on_pick(shot, t, frame.to_ndarray(format="rgb24"))
+        elif state["pending"] is None:
+            state["pending"] = (t, frame.to_ndarray(format="rgb24"))
+
+    scan = scan_shots(video, on_frame=on_frame)
+    if not state["done"]:
+        on_pick(state["shot"], *state["pending"])
+    return scan
+
+
 def write_shot_frames(
     video: str | os.PathLike,
     out_dir: str | os.PathLike,
     overwrite: bool = False,
     on_shot: Callable[[int, float, Path], None] | None = None,
 ) -> list[tuple[float, Path]]:
-    """Write the first frame of every shot of ``video`` into ``out_dir`` as ``shot_NNNN@TIME.png``, the frames to
-    paint for keyframe mode (``--keyframe out_dir`` takes the painted ones back; gray ones are skipped).
+    """Write a frame of every shot of ``video`` into ``out_dir`` as ``shot_NNNN@TIME.png``, the frames to paint for
+    keyframe mode (``--keyframe out_dir`` takes the painted ones back; gray ones are skipped): the shot's first
+    frame, or its first frame that is not blank (:func:`pick_shot_frames`).
 
-    Shots are split by :func:`scan_shots` (the cut test keyframe mode uses).  One decode, one frame in memory at a
-    time.  Existing shot frames in ``out_dir`` are an error unless ``overwrite``; on an error the frames written
+    Shots are split by :func:`scan_shots` (the cut test keyframe mode uses).  One decode, at most one frame held.  Existing shot frames in ``out_dir`` are an error unless ``overwrite``; on an error the frames written
     so far are removed.  ``on_shot(index, time, path)`` after each file (index from 0).  Returns ``[(time, path), ...]``.
     """
     video, out = Path(video), Path(out_dir)
@@ -363,9 +393,8 @@ def write_shot_frames(
         raise OSError(f"cannot create the folder {out}: {e.strerror or e}") from None
     written: list[tuple[float, Path]] = []
 
-    def write(index: int, t: float, frame) -> None:
+    def write(index: int, t: float, rgb: np.ndarray) -> None:
         path = out / shot_frame_name(index + 1, t)
-        rgb = frame.to_ndarray(format="rgb24")
         if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
             raise OSError(f"cannot write {path}")
         written.append((t, path))
@@ -373,7 +402,7 @@ def write_shot_frames(
             on_shot(index, t, path)
 
     try:
-        scan_shots(video, on_shot=write)
+        pick_shot_frames(video, write)
     except BaseException:
         for _, path in written:
             path.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ DATA=${1:-../shared/data}
 P="$DATA/series/popeye"
 C="$DATA/series/caminandes3"
 G="$DATA/general/toasttv_veo"
-mkdir -p runs/eval runs/eval16
+mkdir -p runs/eval runs/eval16b
 # 1. Series palette, Popeye: references sampled from segments 1+2, scored on the unseen segment 3
 #    (as the fine-tuning table: every 4th frame at 320 px; fine-tuned v5 scored 8.18 there).
 #    --reference-adapt 0 400: matching alone (sessions 9-13) and the default since session 14.
@@ -23,6 +23,6 @@ animecolor evaluate "$DATA/eval" "$G/penny_and_chip_autumn.mp4" "$G/penny_and_ch
     --keyframe-first --stride 2 --max-side 320 --quiet --json runs/eval/kf_heldout.json --markdown runs/eval/kf_heldout.md
 # 2b. A keyframe for every shot the cut test finds (animecolor shots, every frame painted); session 16
 animecolor evaluate "$C" --keyframe-first --keyframe-shots --stride 2 --max-side 320 --quiet \
-    --json runs/eval16/kfshots_caminandes.json --markdown runs/eval16/kfshots_caminandes.md
+    --json runs/eval16b/kfshots_caminandes.json --markdown runs/eval16b/kfshots_caminandes.md
 animecolor evaluate "$DATA/eval" "$G/penny_and_chip_autumn.mp4" "$G/penny_and_chip_retro_gaming.mp4" "$G/penny_and_chip_xmas.mp4" \
-    --keyframe-first --keyframe-shots --stride 2 --max-side 320 --quiet --json runs/eval16/kfshots_heldout.json --markdown runs/eval16/kfshots_heldout.md
+    --keyframe-first --keyframe-shots --stride 2 --max-side 320 --quiet --json runs/eval16b/kfshots_heldout.json --markdown runs/eval16b/kfshots_heldout.md

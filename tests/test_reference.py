@@ -416,3 +416,27 @@ def test_adapted_references_without_the_onnx_package(base, monkeypatch):
     assert col.base.runtime == "torch"
     gray = np.stack([fr.model_input(fr.rgb_to_y(ref), base.working_size(128, 96))])
     assert apply_colorizer(col, gray).shape[0] == 1
+
+
+def test_shots_skips_a_fade_in_from_black(monkeypatch):
+    # the frame to paint: a shot's first frame that is not blank (a fade-in from black has nothing to paint
+    # on), or its first frame when the shot is blank throughout; the scan itself is faked here
+    class Frame:
+        def __init__(self, value):
+            self.value = value
+
+        def to_ndarray(self, format):
+            return np.full((4, 4, 3), self.value, np.uint8)
+
+    flat, picture = np.zeros((8, 8), np.uint8), np.tile(np.array([0, 255], np.uint8), (8, 4))
+    seq = [(0, flat), (0, flat), (0, picture), (0, picture), (1, flat), (1, flat), (2, picture)]
+
+    def fake_scan(video, on_frame=None, **_):
+        for i, (shot, small) in enumerate(seq):
+            on_frame(shot, i / 10, Frame(i), small)
+        return R.ShotScan([0.4, 0.6], len(seq), 0.6, {})
+
+    monkeypatch.setattr(R, "scan_shots", fake_scan)
+    picked = []
+    R.pick_shot_frames("any.mp4", lambda shot, t, rgb: picked.append((shot, t, int(rgb[0, 0, 0]))))
+    assert picked == [(0, 0.2, 2), (1, 0.4, 4), (2, 0.6, 6)]

@@ -48,8 +48,8 @@ def register(subparsers) -> None:
                    help="each clip's first frame (its color original) is its colored keyframe: add the keyframe "
                         "colorizer and the copy-the-keyframe baseline; every colorizer is scored on the frames after it")
     p.add_argument("--keyframe-shots", action="store_true",
-                   help="the first frame of every shot (as `animecolor shots` finds them; color originals) is a "
-                        "keyframe, as if every shot were painted: add keyframe-shots and copy-keyframe-shots; those "
+                   help="the frame `animecolor shots` writes for every shot (its first that is not blank; color "
+                        "originals) is a keyframe, as if every shot were painted: add keyframe-shots and copy-keyframe-shots; those "
                         "frames are not scored")
     p.add_argument("--temporal", default=None, metavar="NAME", help="temporal smoother applied to every colorizer")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="evaluate at most N frames per clip")
@@ -138,19 +138,19 @@ def _first_frame_keyframes(base):
 
 
 def _shot_keyframes(base, max_side: int | None, first=None):
-    """``evaluate --keyframe-shots``: per clip, the first frame of every shot (the cut test's; color originals at
-    the scoring size) as keyframes, as from `animecolor shots` with every shot painted; those frames are not
-    scored.  ``first``: the --keyframe-first builder, whose colorizers join."""
+    """``evaluate --keyframe-shots``: per clip, a frame of every shot (the cut test's; the one `animecolor shots`
+    writes: the first that is not blank) from the color original at the scoring size as keyframes, as if every
+    shot were painted; those frames are not scored.  ``first``: the --keyframe-first builder, whose colorizers join."""
     from .. import frames as fr
     from .. import reference as R
 
     def per_clip(path, first_rgb):
         kfs: list = []
 
-        def keep(index, t, frame):
-            kfs.append(R.Keyframe(fr.fit_long_side(frame.to_ndarray(format="rgb24"), max_side), t, f"shot {index + 1}"))
+        def keep(index, t, rgb):
+            kfs.append(R.Keyframe(fr.fit_long_side(rgb, max_side), t, f"shot {index + 1}"))
 
-        cuts = R.scan_shots(path, on_shot=keep).cuts
+        cuts = R.pick_shot_frames(path, keep).cuts
         cols = dict(first(path, first_rgb)) if first is not None else {}
         cols["keyframe-shots"] = R.KeyframeColorizer(base, kfs, cuts, name="keyframe-shots")
         cols["copy-keyframe-shots"] = R.KeyframeColorizer(base, kfs, cuts, fallback=base, name="copy-keyframe-shots",

@@ -1,4 +1,4 @@
-"""``animecolor shots IN -o DIR``: the first frame of every shot, to paint as keyframes."""
+"""``animecolor shots IN -o DIR``: a frame of every shot (its first that is not blank), to paint as keyframes."""
 from __future__ import annotations
 
 import argparse
@@ -9,9 +9,9 @@ from pathlib import Path
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "shots",
-        help="write the first frame of every shot as a PNG, to paint as keyframes",
+        help="write a frame of every shot as a PNG, to paint as keyframes",
         description="Split a video into shots (the scene-cut test keyframe mode uses) and write each shot's first "
-        "frame as DIR/shot_NNNN@TIME.png. Paint the ones you want in color (keep the file names), then "
+        "frame that is not blank (a fade-in from black has nothing to paint) as DIR/shot_NNNN@TIME.png. Paint the ones you want in color (keep the file names), then "
         "`animecolor episode IN OUT --keyframe DIR`: each painted frame colors its shot; frames left gray are "
         "skipped, and their shots take the painted ones' palette.",
     )
