@@ -442,15 +442,13 @@ def load_keepcolor(path: str | os.PathLike, device: str | None = "cpu", source: 
 
 def _maybe_onnx(col: KeepColorizer, path: Path, runtime: str) -> None:
     """Switch ``col`` to ONNX Runtime as ``runtime`` asks (see :func:`load_keepcolor`)."""
-    import importlib.util
-
     from . import runtime as rt
     from .model import file_sha256
 
     if runtime not in rt.RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(rt.RUNTIMES)}, got {runtime!r}")
     if runtime == "torch" or (runtime == "auto" and (col.device.type != "cpu" or not rt.onnx_available()
-                                                    or importlib.util.find_spec("onnx") is None)):
+                                                    or not rt.can_export())):
         return
     if col.device.type != "cpu":
         raise ValueError(f"--runtime onnx runs on the CPU only; use --runtime torch on {col.device}")

@@ -371,10 +371,11 @@ def write_shot_frames(
 ) -> list[tuple[float, Path]]:
     """Write a frame of every shot of ``video`` into ``out_dir`` as ``shot_NNNN@TIME.png``, the frames to paint for
     keyframe mode (``--keyframe out_dir`` takes the painted ones back; gray ones are skipped): the shot's first
-    frame, or its first frame that is not blank (:func:`pick_shot_frames`).
+    frame that is not blank, or its first frame when all of it is (:func:`pick_shot_frames`).
 
-    Shots are split by :func:`scan_shots` (the cut test keyframe mode uses).  One decode, at most one frame held.  Existing shot frames in ``out_dir`` are an error unless ``overwrite``; on an error the frames written
-    so far are removed.  ``on_shot(index, time, path)`` after each file (index from 0).  Returns ``[(time, path), ...]``.
+    Shots are split by :func:`scan_shots` (the cut test keyframe mode uses).  One decode, at most one frame held.
+    Existing shot frames in ``out_dir`` are an error unless ``overwrite``; on an error the frames written so far
+    are removed.  ``on_shot(index, time, path)`` after each file (index from 0).  Returns ``[(time, path), ...]``.
     """
     video, out = Path(video), Path(out_dir)
     if not video.is_file():

@@ -49,8 +49,8 @@ def register(subparsers) -> None:
                         "colorizer and the copy-the-keyframe baseline; every colorizer is scored on the frames after it")
     p.add_argument("--keyframe-shots", action="store_true",
                    help="the frame `animecolor shots` writes for every shot (its first that is not blank; color "
-                        "originals) is a keyframe, as if every shot were painted: add keyframe-shots and copy-keyframe-shots; those "
-                        "frames are not scored")
+                        "originals) is a keyframe, as if every shot were painted: add keyframe-shots and "
+                        "copy-keyframe-shots; those frames are not scored")
     p.add_argument("--temporal", default=None, metavar="NAME", help="temporal smoother applied to every colorizer")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="evaluate at most N frames per clip")
     p.add_argument("--stride", type=int, default=1, metavar="K", help="evaluate every K-th frame (default 1)")
@@ -121,26 +121,20 @@ def _write_report(path: Path, text: str, out) -> None:
     out.print(f"wrote {path}" + (" (replaced the previous file)" if replaced else ""))
 
 
-def _first_frame_keyframes(base):
-    """``evaluate --keyframe-first``: per clip, its first frame as keyframe (and the copy baseline)."""
+def _keyframe_pair(base, kfs, cuts, name: str) -> dict:
+    """The keyframe colorizer ``name`` and its naive baseline ``copy-NAME`` (the keyframes copied within their
+    shots, the base model elsewhere)."""
     from .. import reference as R
 
-    def per_clip(path, first_rgb):
-        cuts = R.scan_shots(path).cuts
-        kf = [R.Keyframe(first_rgb, 0.0, "first frame")]
-        return {
-            "keyframe": R.KeyframeColorizer(base, kf, cuts, name="keyframe"),
-            # the naive baseline: the keyframe copied within its shot, the base model elsewhere
-            "copy-keyframe": R.KeyframeColorizer(base, kf, cuts, fallback=base, name="copy-keyframe", method="copy"),
-        }
-
-    return per_clip
+    return {name: R.KeyframeColorizer(base, kfs, cuts, name=name),
+            f"copy-{name}": R.KeyframeColorizer(base, kfs, cuts, fallback=base, name=f"copy-{name}", method="copy")}
 
 
-def _shot_keyframes(base, max_side: int | None, first=None):
-    """``evaluate --keyframe-shots``: per clip, a frame of every shot (the cut test's; the one `animecolor shots`
-    writes: the first that is not blank) from the color original at the scoring size as keyframes, as if every
-    shot were painted; those frames are not scored.  ``first``: the --keyframe-first builder, whose colorizers join."""
+def _guided_keyframes(base, first: bool, shots: bool, max_side: int | None):
+    """``evaluate --keyframe-first`` / ``--keyframe-shots``: per clip (one scan for both), its first frame as
+    keyframe (``keyframe``), and/or a frame of every shot of the cut test's (the one `animecolor shots` writes:
+    the first that is not blank) from the color original at the scoring size, as if every shot were painted
+    (``keyframe-shots``; those frames are then not scored)."""
     from .. import frames as fr
     from .. import reference as R
 
@@ -150,12 +144,11 @@ def _shot_keyframes(base, max_side: int | None, first=None):
         def keep(index, t, rgb):
             kfs.append(R.Keyframe(fr.fit_long_side(rgb, max_side), t, f"shot {index + 1}"))
 
-        cuts = R.pick_shot_frames(path, keep).cuts
-        cols = dict(first(path, first_rgb)) if first is not None else {}
-        cols["keyframe-shots"] = R.KeyframeColorizer(base, kfs, cuts, name="keyframe-shots")
-        cols["copy-keyframe-shots"] = R.KeyframeColorizer(base, kfs, cuts, fallback=base, name="copy-keyframe-shots",
-                                                          method="copy")
-        return cols, [k.time for k in kfs]
+        cuts = (R.pick_shot_frames(path, keep) if shots else R.scan_shots(path)).cuts
+        cols = _keyframe_pair(base, [R.Keyframe(first_rgb, 0.0, "first frame")], cuts, "keyframe") if first else {}
+        if not shots:
+            return cols
+        return {**cols, **_keyframe_pair(base, kfs, cuts, "keyframe-shots")}, [k.time for k in kfs]
 
     return per_clip
 
@@ -231,13 +224,13 @@ def run(args: argparse.Namespace) -> int:
             colorizers[f"lut-references{tag}"] = LutColorizer.fit([r for r, _ in refs], name=f"lut-references{tag}")
             notes.append(f"reference{tag}: {len(refs)} frames sampled from {', '.join(args.reference)}; "
                          f"lut-references{tag}: a lookup table fitted on the same frames")
+    if args.keyframe_first or args.keyframe_shots:
+        per_clip = _guided_keyframes(base, args.keyframe_first, args.keyframe_shots, args.max_side or None)
     if args.keyframe_first:
-        per_clip = _first_frame_keyframes(base)
         notes.append("keyframe / copy-keyframe: each clip's first frame is its keyframe; all colorizers scored on the frames after it")
     if args.keyframe_shots:
-        per_clip = _shot_keyframes(base, args.max_side or None, per_clip)
-        notes.append("keyframe-shots / copy-keyframe-shots: the first frame of every shot (cut test) is a keyframe; "
-                     "those frames are not scored, for any colorizer")
+        notes.append("keyframe-shots / copy-keyframe-shots: a frame of every shot (cut test; its first that is not "
+                     "blank) is a keyframe; those frames are not scored, for any colorizer")
 
     if args.lut:
         colorizers["lut"] = LutColorizer.load(args.lut)

@@ -11,8 +11,8 @@ def register(subparsers) -> None:
         "shots",
         help="write a frame of every shot as a PNG, to paint as keyframes",
         description="Split a video into shots (the scene-cut test keyframe mode uses) and write each shot's first "
-        "frame that is not blank (a fade-in from black has nothing to paint) as DIR/shot_NNNN@TIME.png. Paint the ones you want in color (keep the file names), then "
-        "`animecolor episode IN OUT --keyframe DIR`: each painted frame colors its shot; frames left gray are "
+        "frame that is not blank (a fade-in from black has nothing to paint) as DIR/shot_NNNN@TIME.png. Paint the "
+        "ones you want in color (keep the file names), then `animecolor episode IN OUT --keyframe DIR`: each painted frame colors its shot; frames left gray are "
         "skipped, and their shots take the painted ones' palette.",
     )
     p.add_argument("input", type=Path, metavar="IN", help="video file")
