@@ -10,7 +10,10 @@ the tracked place must match the frame's gray (a window-averaged absolute
 difference between ``err_lo`` and ``err_hi`` gray levels blends from the
 carried color to whatever the caller has there: the correspondence transfer
 of :mod:`animecolor.reference`).  Pixels tracked out of the picture, newly
-uncovered or changed content fail the check and fall back.
+uncovered or changed content fail the check and fall back.  Each frame is also
+flowed straight to the keyframe (``direct``): where that track is trusted more
+than the chain's, it is taken and the chain continues from it, so content that
+comes back into view (after an occlusion, a flash, a pan back) is found again.
 
 Used by :class:`animecolor.reference.KeyframeColorizer`; settings picked on
 validation shots (docs/reference.md).
@@ -36,6 +39,7 @@ class PropagateParams:
     window: int = 5  # the difference is averaged over this square window (pixels at working size)
     finest_scale: int = 1  # DIS pyramid level where the flow stops (0 = full working size)
     gain: bool = True  # compare with the keyframe after fitting one brightness gain and offset (fades, film flicker)
+    direct: bool = True  # also flow each frame straight to the keyframe; take that track where it is trusted more
 
     def __post_init__(self) -> None:
         if not 0 <= self.err_lo < self.err_hi:
@@ -80,12 +84,25 @@ class KeyframeTrack:
         self.map = cv2.remap(self.map, at[..., 0], at[..., 1], cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_CONSTANT, borderValue=(_OUT, _OUT, 0, 0))
         self.prev = gray
-        mx, my = self.map[..., 0], self.map[..., 1]
-        h, w = gray.shape
+        g = gray.astype(np.float32)
+        ab, trust = self._carry(self.map, g)
+        if p.direct:
+            direct = self._grid + dis_flow(gray, self.key_gray, p.finest_scale)
+            ab_d, trust_d = self._carry(direct, g)
+            better = trust_d > trust
+            self.map[better] = direct[better]  # re-anchored: the chain goes on from the recovered places
+            ab[better] = ab_d[better]
+            trust = np.maximum(trust, trust_d)
+        return ab, trust
+
+    def _carry(self, map_: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The keyframe's a/b at ``map_``'s places and the trust in it (gray agreement)."""
+        p = self.params
+        mx, my = map_[..., 0], map_[..., 1]
+        h, w = g.shape
         inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
         key_at = cv2.remap(self.key_gray_f, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         ab = cv2.remap(self.key_ab, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        g = gray.astype(np.float32)
         if p.gain:
             key_at = _fit_brightness(key_at, g, inside, p.err_hi)
         err = np.abs(key_at - g)
