@@ -51,6 +51,9 @@ MIN_CHROMA = 6.0
 #: ``select train``'s fine-tuning default (HeadConfig.tune_from): chosen on the Koro val shots, docs/keepcolor.md.
 #: HeadConfig's own default stays 0, what a checkpoint written before the option means.
 TUNE_FROM = 16
+#: copy-paste views per training pair (another pair's subject pasted onto it): chosen on the Koro val shots and
+#: held-out clip-art training pairs, docs/keepcolor.md.
+PASTE = 4
 AB_SCALE = 4.0  # a/b reach the head as Lab/100; x4: Lab/25, about unit scale
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -509,20 +512,52 @@ def _jitter(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, rng: np.random
     return rgb, np.ascontiguousarray(mask), np.ascontiguousarray(known)
 
 
+def _paste(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, donor: tuple, rng: np.random.Generator):
+    """Copy-paste view: the donor pair's subject (its pixels where its mask is on, the mask as alpha),
+    mirrored half the time and scaled to 50-110 % of its size relative to the frame's height, pasted at a
+    random place onto this pair's frame; the pasted pixels count as subject."""
+    d_inp, d_mask, d_known = donor
+    ys, xs = np.nonzero(d_mask > 0.02)
+    H, W = mask.shape
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    f = rng.uniform(0.5, 1.1) * H / d_mask.shape[0]
+    f = min(f, 0.95 * H / (y1 - y0), 0.95 * W / (x1 - x0))
+    ph, pw = max(4, round((y1 - y0) * f)), max(4, round((x1 - x0) * f))
+    flip = rng.random() < 0.5
+    def cut(a):  # noqa: E306
+        c = cv2.resize(np.ascontiguousarray(a[y0:y1, x0:x1]), (pw, ph), interpolation=cv2.INTER_AREA)
+        return c[:, ::-1] if flip else c
+    p_inp, alpha, p_known = cut(d_inp).astype(np.float32), cut(d_mask * (d_mask > 0.02)), cut(d_known)
+    ty, tx = rng.integers(0, H - ph + 1), rng.integers(0, W - pw + 1)
+    inp, mask, known = inp.copy(), mask.copy(), known.copy()
+    sl = (slice(ty, ty + ph), slice(tx, tx + pw))
+    a3 = alpha[..., None]
+    inp[sl] = np.clip(inp[sl] * (1 - a3) + p_inp * a3 + 0.5, 0, 255).astype(np.uint8)
+    mask[sl] = mask[sl] * (1 - alpha) + alpha
+    known[sl] = known[sl] * (1 - alpha) + p_known * alpha
+    return inp, mask, known
+
+
 def _prepare(base, pairs, lut, long_side: int, keep: set[int], augment: int = 0, seed: int = 0,
-             light: bool = True) -> list[dict]:
-    """Cached backbone maps of each pair, its mirror image and ``augment`` random views (:func:`_jitter`),
-    with the frame's a/b and the mask target at the head's stride."""
+             light: bool = True, paste: int = 0) -> list[dict]:
+    """Cached backbone maps of each pair, its mirror image, ``augment`` random views (:func:`_jitter`)
+    and ``paste`` copy-paste views (:func:`_paste`: another pair's subject pasted onto it), with the
+    frame's a/b and the mask target at the head's stride."""
     from .colorize import working_size
 
     rng = np.random.default_rng(seed)
-    out = []
+    loaded = []
     for name, inp_p, tgt_p in pairs:
         inp0, tgt = load_pair(inp_p, tgt_p)
-        mask0, known0 = derive_mask(inp0, tgt)
+        loaded.append((name, inp0, *derive_mask(inp0, tgt)))
+    donors = [(inp0, mask0, known0) for _, inp0, mask0, known0 in loaded if (mask0 > 0.5).sum() >= 64]
+    out = []
+    for name, inp0, mask0, known0 in loaded:
         w, h = working_size(inp0.shape[1], inp0.shape[0], long_side)
         views = [(inp0, mask0, known0), (inp0[:, ::-1], mask0[:, ::-1], known0[:, ::-1])]
         views += [_jitter(inp0, mask0, known0, rng, light) for _ in range(augment)]
+        if donors:
+            views += [_paste(inp0, mask0, known0, donors[rng.integers(len(donors))], rng) for _ in range(paste)]
         for v, (inp, mask, known) in enumerate(views):
             gray = cv2.resize(_gray_of(np.ascontiguousarray(inp)), (w, h), interpolation=cv2.INTER_AREA)
             ms = cv2.resize(mask * known, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
@@ -607,6 +642,7 @@ def train_keepcolor(
     batch_size: int = 8,
     augment: int = 0,
     augment_light: bool = True,
+    paste: int = PASTE,
     hard_negatives: float = 0.0,
     val_fraction: float = 0.2,
     seed: int = 0,
@@ -621,7 +657,8 @@ def train_keepcolor(
     ``config.tune_from`` (default :data:`TUNE_FROM`) the head's copy of the
     backbone's last blocks learns at ``tune_lr``.  ``augment``: random views per
     training pair beside the pair and its mirror image (:func:`_jitter`;
-    ``augment_light=False``: crops and mirrors only); ``hard_negatives``: extra
+    ``augment_light=False``: crops and mirrors only); ``paste``: copy-paste views per training pair
+    (:func:`_paste`; 0: none); ``hard_negatives``: extra
     weight of background pixels colored like the subject (:func:`_hard_negatives`).
     ``base_model`` (a ``ResidualColorizer``) replaces ``base`` for tests.  Returns the record.
     """
@@ -633,8 +670,8 @@ def train_keepcolor(
     emit = progress or (lambda ev: None)
     if len(pairs) < 2:
         raise ValueError(f"need at least 2 pairs (one is held out for early stopping), got {len(pairs)}")
-    if epochs < 1 or patience < 1 or batch_size < 1 or augment < 0 or hard_negatives < 0:
-        raise ValueError("--epochs, --patience and --batch-size must be at least 1, --augment and "
+    if epochs < 1 or patience < 1 or batch_size < 1 or augment < 0 or paste < 0 or hard_negatives < 0:
+        raise ValueError("--epochs, --patience and --batch-size must be at least 1, --augment, --paste and "
                          "--hard-negatives at least 0")
     if base_model is None:
         base_path = Path(base) if base else DEFAULT_WEIGHTS
@@ -655,7 +692,7 @@ def train_keepcolor(
     val_names = {p[0] for i, p in enumerate(pairs) if i % step == step - 1} or {pairs[-1][0]}
     long_side = base_model.cfg.working_long_side
     train_s = _prepare(base_model, [p for p in pairs if p[0] not in val_names], lut, long_side, keep, augment, seed,
-                       augment_light)
+                       augment_light, paste)
     val_s = [s for s in _prepare(base_model, [p for p in pairs if p[0] in val_names], lut, long_side, keep)
              if s["view"] == 0]
     if hard_negatives:
@@ -696,7 +733,7 @@ def train_keepcolor(
         "command": "select train", "base_model": base_rec, "pairs": len(pairs), "train_pairs": n_train,
         "val_pairs": sorted(val_names), "best_epoch": best_epoch, "epochs_run": len(history), "val_iou": best,
         "stopped_early": len(history) < epochs, "seconds": round(time.perf_counter() - t0, 1),
-        "lr": lr, "seed": seed, "augment": augment, "augment_light": augment_light,
+        "lr": lr, "seed": seed, "augment": augment, "augment_light": augment_light, "paste": paste,
         "hard_negatives": hard_negatives,
         **({"tune_lr": tune_lr} if tuned else {}),
     }

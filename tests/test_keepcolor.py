@@ -251,6 +251,25 @@ def test_training_views_and_hard_negatives():
     assert s["weight"][3, 3] == pytest.approx(5.0) and s["weight"][0, 3] == 1 and s["weight"][0, 0] == 1
 
 
+def test_copy_paste_view_pastes_the_donors_subject_as_subject():
+    """A copy-paste view carries the donor's red disk (its colors, its mask) onto another frame, whose own
+    subject stays subject where the paste does not cover it."""
+    img, mask = scene(4, 96, 72)
+    d_img, d_mask = scene(7, 96, 72)
+    rng = np.random.default_rng(0)
+    for own in (np.zeros_like(mask), mask):  # a frame without its own subject, then with it
+        for _ in range(6):
+            v, m, k = K._paste(img, own, np.ones_like(own), (d_img, d_mask, np.ones_like(d_mask)), rng)
+            assert v.shape == img.shape and m.shape == mask.shape and k.min() >= 0.99
+            assert (m >= own - 1e-6).all()  # nothing of the frame's own subject is lost
+            off = m < 0.01
+            assert (v[off] == img[off]).all()  # the background is untouched
+            new = (m > 0.99) & (own < 0.01)  # pasted subject pixels
+            assert np.abs(v[new].astype(int) - (220, 40, 40)).max() <= 4  # in the donor's colors
+            if not own.any():
+                assert new.sum() > 0.2 * (d_mask > 0).sum()  # the disk, scaled 0.5-1.1x, is there
+
+
 def test_fine_tuned_blocks_travel_in_the_checkpoint(trained, tmp_path):
     """tune_from=16: the head's copy of the backbone's last blocks is trained and saved; a checkpoint from
     before the option loads as frozen, and one claiming tuned blocks it lacks is refused in one line."""

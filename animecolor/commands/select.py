@@ -31,7 +31,7 @@ def keep_colorizer(args, device: str | None):
 
 
 def register(subparsers) -> None:
-    from ..keepcolor import TUNE_FROM
+    from ..keepcolor import PASTE, TUNE_FROM
 
     p = subparsers.add_parser(
         "select",
@@ -58,6 +58,9 @@ def register(subparsers) -> None:
                    help="random views per training pair (crop, mirror, light; default 0)")
     t.add_argument("--no-augment-light", dest="augment_light", action="store_false",
                    help="with --augment: crops and mirrors only, no light changes")
+    t.add_argument("--paste", type=int, default=PASTE, metavar="N",
+                   help=f"copy-paste views per training pair: another pair's subject pasted onto it "
+                        f"(default {PASTE}; 0: none)")
     t.add_argument("--hard-negatives", type=float, default=0.0, metavar="W",
                    help="extra loss weight of background pixels colored like the subject (default 0)")
     t.add_argument("--tune-from", type=int, default=TUNE_FROM, choices=(0, 8, 16, 32), metavar="STRIDE",
@@ -93,7 +96,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     rec = train_keepcolor(pairs, args.out, base=args.base, config=HeadConfig(tune_from=args.tune_from),
                           epochs=args.epochs, patience=args.patience, augment=args.augment,
-                          augment_light=args.augment_light,
+                          augment_light=args.augment_light, paste=args.paste,
                           hard_negatives=args.hard_negatives, seed=args.seed, progress=progress)
     print(json.dumps({k: rec[k] for k in ("best", "pairs", "train_pairs", "best_epoch", "epochs_run", "val_iou",
                                           "seconds")}))
