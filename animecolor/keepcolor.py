@@ -512,22 +512,32 @@ def _jitter(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, rng: np.random
     return rgb, np.ascontiguousarray(mask), np.ascontiguousarray(known)
 
 
+def _subject(inp: np.ndarray, mask: np.ndarray, known: np.ndarray) -> tuple | None:
+    """A pair's subject for copy-paste views (:func:`_paste`): its pixels, its mask as alpha and its known
+    map cut to the box of the mask, and the frame's height; None when the subject is under 64 pixels."""
+    if (mask > 0.5).sum() < 64:
+        return None
+    on = mask > 0.02
+    ys, xs = np.nonzero(on)
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    return inp[box], (mask * on)[box], known[box], mask.shape[0]
+
+
 def _paste(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, donor: tuple, rng: np.random.Generator):
-    """Copy-paste view: the donor pair's subject (its pixels where its mask is on, the mask as alpha),
-    mirrored half the time and scaled to 50-110 % of its size relative to the frame's height, pasted at a
-    random place onto this pair's frame; the pasted pixels count as subject."""
-    d_inp, d_mask, d_known = donor
-    ys, xs = np.nonzero(d_mask > 0.02)
+    """Copy-paste view: the donor pair's subject (:func:`_subject`), mirrored half the time and scaled to
+    50-110 % of its size relative to the frame's height, pasted at a random place onto this pair's frame;
+    the pasted pixels count as subject."""
+    d_inp, d_alpha, d_known, d_height = donor
     H, W = mask.shape
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    f = rng.uniform(0.5, 1.1) * H / d_mask.shape[0]
-    f = min(f, 0.95 * H / (y1 - y0), 0.95 * W / (x1 - x0))
-    ph, pw = max(4, round((y1 - y0) * f)), max(4, round((x1 - x0) * f))
+    bh, bw = d_alpha.shape
+    f = rng.uniform(0.5, 1.1) * H / d_height
+    f = min(f, 0.95 * H / bh, 0.95 * W / bw)
+    ph, pw = max(4, round(bh * f)), max(4, round(bw * f))
     flip = rng.random() < 0.5
     def cut(a):  # noqa: E306
-        c = cv2.resize(np.ascontiguousarray(a[y0:y1, x0:x1]), (pw, ph), interpolation=cv2.INTER_AREA)
+        c = cv2.resize(np.ascontiguousarray(a), (pw, ph), interpolation=cv2.INTER_AREA)
         return c[:, ::-1] if flip else c
-    p_inp, alpha, p_known = cut(d_inp).astype(np.float32), cut(d_mask * (d_mask > 0.02)), cut(d_known)
+    p_inp, alpha, p_known = cut(d_inp).astype(np.float32), cut(d_alpha), cut(d_known)
     ty, tx = rng.integers(0, H - ph + 1), rng.integers(0, W - pw + 1)
     inp, mask, known = inp.copy(), mask.copy(), known.copy()
     sl = (slice(ty, ty + ph), slice(tx, tx + pw))
@@ -542,17 +552,19 @@ def _prepare(base, pairs, lut, long_side: int, keep: set[int], augment: int = 0,
              light: bool = True, paste: int = 0) -> list[dict]:
     """Cached backbone maps of each pair, its mirror image, ``augment`` random views (:func:`_jitter`)
     and ``paste`` copy-paste views (:func:`_paste`: another pair's subject pasted onto it), with the
-    frame's a/b and the mask target at the head's stride."""
+    frame's a/b and the mask target at the head's stride.  With ``paste`` the pairs are read twice (first
+    for their subjects' cut-outs), so that no more than one whole pair is held at a time."""
     from .colorize import working_size
 
+    def loaded():
+        for name, inp_p, tgt_p in pairs:
+            inp, tgt = load_pair(inp_p, tgt_p)
+            yield name, inp, *derive_mask(inp, tgt)
+
     rng = np.random.default_rng(seed)
-    loaded = []
-    for name, inp_p, tgt_p in pairs:
-        inp0, tgt = load_pair(inp_p, tgt_p)
-        loaded.append((name, inp0, *derive_mask(inp0, tgt)))
-    donors = [(inp0, mask0, known0) for _, inp0, mask0, known0 in loaded if (mask0 > 0.5).sum() >= 64]
+    donors = [d for _, *pair in loaded() if (d := _subject(*pair)) is not None] if paste else []
     out = []
-    for name, inp0, mask0, known0 in loaded:
+    for name, inp0, mask0, known0 in loaded():
         w, h = working_size(inp0.shape[1], inp0.shape[0], long_side)
         views = [(inp0, mask0, known0), (inp0[:, ::-1], mask0[:, ::-1], known0[:, ::-1])]
         views += [_jitter(inp0, mask0, known0, rng, light) for _ in range(augment)]

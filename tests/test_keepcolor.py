@@ -259,7 +259,7 @@ def test_copy_paste_view_pastes_the_donors_subject_as_subject():
     rng = np.random.default_rng(0)
     for own in (np.zeros_like(mask), mask):  # a frame without its own subject, then with it
         for _ in range(6):
-            v, m, k = K._paste(img, own, np.ones_like(own), (d_img, d_mask, np.ones_like(d_mask)), rng)
+            v, m, k = K._paste(img, own, np.ones_like(own), K._subject(d_img, d_mask, np.ones_like(d_mask)), rng)
             assert v.shape == img.shape and m.shape == mask.shape and k.min() >= 0.99
             assert (m >= own - 1e-6).all()  # nothing of the frame's own subject is lost
             off = m < 0.01
