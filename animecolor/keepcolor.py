@@ -54,6 +54,11 @@ TUNE_FROM = 16
 #: copy-paste views per training pair (another pair's subject pasted onto it): chosen on the Koro val shots and
 #: held-out clip-art training pairs, docs/keepcolor.md.
 PASTE = 4
+#: epochs on all the pairs (no pair held out for early stopping; ``select train --early-stop`` holds every 5th
+#: out): chosen on the Koro val shots and held-out clip-art training pairs, docs/keepcolor.md.
+EPOCHS = 30
+#: with early stopping: epochs at most
+EARLY_STOP_EPOCHS = 80
 AB_SCALE = 4.0  # a/b reach the head as Lab/100; x4: Lab/25, about unit scale
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -647,7 +652,7 @@ def train_keepcolor(
     *,
     base: str | os.PathLike | None = None,
     config: HeadConfig | None = None,
-    epochs: int = 80,
+    epochs: int | None = None,
     patience: int = 10,
     lr: float = 2e-3,
     tune_lr: float = 1e-4,
@@ -656,16 +661,18 @@ def train_keepcolor(
     augment_light: bool = True,
     paste: int = PASTE,
     hard_negatives: float = 0.0,
-    val_fraction: float = 0.2,
+    val_fraction: float = 0.0,
     seed: int = 0,
     progress: Callable[[dict], None] | None = None,
     base_model=None,
 ) -> dict:
     """Train the mask head on ``pairs`` (backbone of ``base``, default the shipped weights).
 
-    Every ``1/val_fraction``-th pair (at least one) is held out for early
-    stopping on mask IoU; ``RUN/best.safetensors`` is the best epoch's head with
-    the base's tensors and the record (pairs, epochs, val IoU).  With
+    By default every pair trains, for ``epochs`` (default :data:`EPOCHS`) epochs, and
+    ``RUN/best.safetensors`` is the last epoch's head.  With ``val_fraction`` every
+    ``1/val_fraction``-th pair (at least one) is held out for early stopping on mask IoU
+    (``epochs`` at most, default :data:`EARLY_STOP_EPOCHS`), and the checkpoint is the best
+    epoch's head.  The checkpoint holds the base's tensors and the record (pairs, epochs, val IoU).  With
     ``config.tune_from`` (default :data:`TUNE_FROM`) the head's copy of the
     backbone's last blocks learns at ``tune_lr``.  ``augment``: random views per
     training pair beside the pair and its mirror image (:func:`_jitter`;
@@ -680,8 +687,12 @@ def train_keepcolor(
 
     t0 = time.perf_counter()
     emit = progress or (lambda ev: None)
-    if len(pairs) < 2:
+    if val_fraction > 0 and len(pairs) < 2:
         raise ValueError(f"need at least 2 pairs (one is held out for early stopping), got {len(pairs)}")
+    if not pairs:
+        raise ValueError("no pairs to train on")
+    if epochs is None:
+        epochs = EARLY_STOP_EPOCHS if val_fraction > 0 else EPOCHS
     if epochs < 1 or patience < 1 or batch_size < 1 or augment < 0 or paste < 0 or hard_negatives < 0:
         raise ValueError("--epochs, --patience and --batch-size must be at least 1, --augment, --paste and "
                          "--hard-negatives at least 0")
@@ -700,8 +711,11 @@ def train_keepcolor(
     first = head._first if head.tuned is not None else len(base_model.backbone.channels)
     keep = {i for i in cfg.taps if i < first} | ({first - 1} if head.tuned is not None else set())
     lut = _lut("cpu")
-    step = max(2, round(1 / val_fraction))
-    val_names = {p[0] for i, p in enumerate(pairs) if i % step == step - 1} or {pairs[-1][0]}
+    if val_fraction > 0:
+        step = max(2, round(1 / val_fraction))
+        val_names = {p[0] for i, p in enumerate(pairs) if i % step == step - 1} or {pairs[-1][0]}
+    else:  # no held-out pairs: all of them train, for ``epochs`` epochs (the last one is kept)
+        val_names = set()
     long_side = base_model.cfg.working_long_side
     train_s = _prepare(base_model, [p for p in pairs if p[0] not in val_names], lut, long_side, keep, augment, seed,
                        augment_light, paste)
@@ -709,7 +723,7 @@ def train_keepcolor(
              if s["view"] == 0]
     if hard_negatives:
         _hard_negatives(train_s, hard_negatives)
-    val_b = _stack(val_s)
+    val_b = _stack(val_s) if val_s else []
     n_train = len(pairs) - len(val_names)
     emit({"stage": "features", "train": n_train, "val": len(val_s), "seconds": time.perf_counter() - t0})
     tuned = list(head.tuned.parameters()) if head.tuned is not None else []
@@ -730,10 +744,10 @@ def train_keepcolor(
             opt.step()
             total += float(loss.detach())
         head.eval()
-        iou = _iou(head, val_b)
+        iou = _iou(head, val_b) if val_b else float("nan")
         history.append({"epoch": epoch, "loss": total / len(order), "val_iou": iou})
         emit({"stage": "train", **history[-1]})
-        if iou > best:
+        if not val_b or iou > best:
             best, best_epoch = iou, epoch
             best_state = {k: v.clone() for k, v in head.state_dict().items()}
         elif epoch - best_epoch >= patience:
@@ -743,7 +757,7 @@ def train_keepcolor(
     run.mkdir(parents=True, exist_ok=True)
     record = {
         "command": "select train", "base_model": base_rec, "pairs": len(pairs), "train_pairs": n_train,
-        "val_pairs": sorted(val_names), "best_epoch": best_epoch, "epochs_run": len(history), "val_iou": best,
+        "val_pairs": sorted(val_names), "best_epoch": best_epoch, "epochs_run": len(history), "val_iou": best if val_b else None,
         "stopped_early": len(history) < epochs, "seconds": round(time.perf_counter() - t0, 1),
         "lr": lr, "seed": seed, "augment": augment, "augment_light": augment_light, "paste": paste,
         "hard_negatives": hard_negatives,

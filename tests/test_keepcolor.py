@@ -59,7 +59,7 @@ def trained(tmp_path_factory):
     for i in range(6):
         write_pair(root / "test", f"t{i:02d}", 100 + i)
     rec = K.train_keepcolor(K.find_pairs([root / "train"]), root / "run", base_model=tiny_random_base(),
-                            epochs=25, patience=25)
+                            epochs=25, patience=25, val_fraction=0.2)
     return root, rec
 
 
@@ -277,8 +277,10 @@ def test_fine_tuned_blocks_travel_in_the_checkpoint(trained, tmp_path):
     from safetensors.torch import load_file, save_file
 
     root, _ = trained
-    K.train_keepcolor(K.find_pairs([root / "train"]), tmp_path / "t", base_model=tiny_random_base(),
-                      config=K.HeadConfig(tune_from=16), epochs=3, augment=1, hard_negatives=2.0)
+    rec = K.train_keepcolor(K.find_pairs([root / "train"]), tmp_path / "t", base_model=tiny_random_base(),
+                            config=K.HeadConfig(tune_from=16), epochs=3, augment=1, hard_negatives=2.0)
+    # the default: no pair held out, every epoch run, the last one kept
+    assert (rec["train_pairs"], rec["val_pairs"], rec["val_iou"], rec["epochs_run"], rec["best_epoch"]) == (10, [], None, 3, 3)
     path = tmp_path / "t" / "best.safetensors"
     col = K.load_keepcolor(path)
     assert col.cfg.tune_from == 16 and col.head.tuned is not None and col.info["augment"] == 1

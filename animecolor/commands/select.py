@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def keep_colorizer(args, device: str | None):
 
 
 def register(subparsers) -> None:
-    from ..keepcolor import PASTE, TUNE_FROM
+    from ..keepcolor import EARLY_STOP_EPOCHS, EPOCHS, PASTE, TUNE_FROM
 
     p = subparsers.add_parser(
         "select",
@@ -46,13 +47,18 @@ def register(subparsers) -> None:
         help="learn the keep-color mask from pairs",
         description="Pairs: a folder with NAME_input.png and NAME_target.png (several folders may be given), or two "
         "folders (inputs, targets) with the same file names. The target keeps the input's colors on the chosen "
-        "subjects and is gray elsewhere. Every 5th pair is held out for early stopping.",
+        "subjects and is gray elsewhere. Every pair trains, for a fixed number of epochs (--early-stop: every 5th pair "
+        "is held out instead, and training stops when its mask IoU no longer improves).",
     )
     t.add_argument("pairs", nargs="+", type=Path, metavar="PAIRS", help="pair folder(s)")
     t.add_argument("-o", "--out", required=True, type=Path, metavar="RUN", help="run folder (best.safetensors, history.jsonl)")
     t.add_argument("--base", type=Path, default=None, help="colorizer whose backbone is used (default: weights/default.safetensors)")
-    t.add_argument("--epochs", type=int, default=80, help="epochs at most (default 80)")
-    t.add_argument("--patience", type=int, default=10, help="stop after this many epochs without a better val IoU (default 10)")
+    t.add_argument("--epochs", type=int, default=None,
+                   help=f"epochs (default {EPOCHS}; with --early-stop: at most, default {EARLY_STOP_EPOCHS})")
+    t.add_argument("--early-stop", action="store_true",
+                   help="hold every 5th pair out and keep the epoch with the best mask IoU on them")
+    t.add_argument("--patience", type=int, default=10,
+                   help="with --early-stop: stop after this many epochs without a better val IoU (default 10)")
     t.add_argument("--max-pairs", type=int, default=None, metavar="N", help="use the first N pairs (by name) only")
     t.add_argument("--augment", type=int, default=0, metavar="N",
                    help="random views per training pair (crop, mirror, light; default 0)")
@@ -92,10 +98,12 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"animecolor: {ev['train']} training pairs, {ev['val']} held out; features cached in "
                   f"{ev['seconds']:.0f} s", file=sys.stderr)
         elif ev["epoch"] % 10 == 0:
-            print(f"animecolor: epoch {ev['epoch']}: loss {ev['loss']:.3f}, val IoU {ev['val_iou']:.3f}", file=sys.stderr)
+            val = "" if math.isnan(ev["val_iou"]) else f", val IoU {ev['val_iou']:.3f}"
+            print(f"animecolor: epoch {ev['epoch']}: loss {ev['loss']:.3f}{val}", file=sys.stderr)
 
     rec = train_keepcolor(pairs, args.out, base=args.base, config=HeadConfig(tune_from=args.tune_from),
                           epochs=args.epochs, patience=args.patience, augment=args.augment,
+                          val_fraction=0.2 if args.early_stop else 0.0,
                           augment_light=args.augment_light, paste=args.paste,
                           hard_negatives=args.hard_negatives, seed=args.seed, progress=progress)
     print(json.dumps({k: rec[k] for k in ("best", "pairs", "train_pairs", "best_epoch", "epochs_run", "val_iou",
