@@ -92,6 +92,7 @@ class MatchParams:
     gate: tuple[float, float] | None = None  # best similarity (lo, hi): below lo the fallback's color, above hi the transfer
     memory: float | None = None  # keyframes: also match the previous colored frame, its similarities lowered by this
     fallback: str = "model"  # where matches are weak (gate): "model" (the base model's prediction) or "gray" (no color)
+    fallback_scale: float = 1.0  # the fallback's a/b times this (toward gray below 1)
     pos_weight: float = 0.0  # similarity cost of distance in the picture (squared, frame fractions)
     model_mix: float = 0.0  # weight of the base model's own a/b in a linear mix with the transfer (for a base adapted to the references)
     max_positions: int = 4096  # cap on reference cells kept in the bank (a random subset beyond it)
@@ -100,6 +101,8 @@ class MatchParams:
     def __post_init__(self) -> None:
         if self.fallback not in ("model", "gray"):
             raise ValueError(f"unknown fallback {self.fallback!r}; choose model or gray")
+        if not 0.0 <= self.fallback_scale <= 1.0:
+            raise ValueError(f"fallback_scale must be between 0 and 1, got {self.fallback_scale}")
         if not 0.0 <= self.model_mix <= 1.0:
             raise ValueError(f"model_mix must be between 0 and 1, got {self.model_mix}")
         if self.gate is not None and not self.gate[0] < self.gate[1]:
@@ -338,24 +341,69 @@ def shot_frame_name(number: int, t: float) -> str:
 BLANK_LUMA_STD = 8.0
 
 
-def pick_shot_frames(video: str | os.PathLike, on_pick: Callable[[int, float, np.ndarray], None]) -> ShotScan:
+#: ``shots --drift``: a new frame to paint within a shot once the last one explains less than this share of
+#: the picture (picked on validation shots, docs/reference.md); None or 0: shot starts only.
+SHOT_DRIFT: float | None = 0.5
+#: ... and once the new picture has held this long (seconds): not in the middle of a dissolve or a pan.
+SHOT_SETTLE = 0.5
+#: ``shots --every``: a frame still explained is picked too once the last pick is this old (seconds; picked with
+#: SHOT_DRIFT on validation clips, docs/reference.md); None: never.
+SHOT_EVERY: float | None = 8.0
+
+
+def _explained(small: np.ndarray) -> KeyframeTrack:
+    """A flow track from this scan-size frame: its ``step(next)`` trust says which pixels it still explains."""
+    return KeyframeTrack(small, np.zeros(small.shape + (2,), np.float32), PropagateParams(window=3, finest_scale=0))
+
+
+def pick_shot_frames(video: str | os.PathLike, on_pick: Callable[[int, float, np.ndarray], None],
+                     drift: float | None = SHOT_DRIFT, settle: float = SHOT_SETTLE,
+                     every: float | None = SHOT_EVERY) -> ShotScan:
     """Decode ``video`` once and call ``on_pick(shot, time, rgb)`` for every shot with the frame to paint: its
     first frame that is not blank (a shot that fades in from black gets its first real picture), or its first
-    frame when all of it is blank.  At most one frame is held.  Returns the scan (cuts, frames, duration)."""
-    state: dict = {"shot": -1, "pending": None, "done": True}
+    frame when all of it is blank.
+
+    With ``drift``, a shot can get more frames to paint: once the last picked frame explains (by optical flow
+    and brightness, as the keyframe propagation tests it) less than ``drift`` of the picture, the first frame
+    of the new picture that then holds for ``settle`` seconds (and is not blank) is picked too: after a
+    dissolve the cut test does not see, a camera move to new things, a change of light.  A new picture still
+    settling when its shot ends is not picked (nor anything in a video under 16 scan pixels high).  With
+    ``every`` (and ``drift``), a frame still explained is picked too once the last pick is ``every`` seconds
+    old.  At most two decoded frames are held.  Returns the scan (cuts, frames, duration)."""
+    state: dict = {"shot": -1, "pending": None, "done": True, "track": None, "cand": None, "last": 0.0}
 
     def on_frame(shot: int, t: float, frame, small: np.ndarray) -> None:
         if shot != state["shot"]:
             if not state["done"]:
                 on_pick(state["shot"], *state["pending"])  # the previous shot was blank throughout
-            state.update(shot=shot, pending=None, done=False)
+            state.update(shot=shot, pending=None, done=False, track=None, cand=None)
         if state["done"]:
+            if drift:
+                _follow(shot, t, frame, small)
             return
         if float(small.std()) >= BLANK_LUMA_STD:
-            state.update(done=True, pending=None)
+            state.update(done=True, pending=None, last=t,
+                         track=_explained(small) if drift and min(small.shape) >= 16 else None)
             on_pick(shot, t, frame.to_ndarray(format="rgb24"))
         elif state["pending"] is None:
             state["pending"] = (t, frame.to_ndarray(format="rgb24"))
+
+    def _follow(shot: int, t: float, frame, small: np.ndarray) -> None:
+        blank = float(small.std()) < BLANK_LUMA_STD
+        cand, track = state["cand"], state["track"]
+        if cand is not None:  # a new picture since cand[0]: does it hold?
+            if float(cand[2].step(small)[1].mean()) >= drift:
+                if t - cand[0] >= settle - 1e-6:
+                    on_pick(shot, cand[0], cand[1].to_ndarray(format="rgb24"))
+                    state.update(track=cand[2], cand=None, last=cand[0])
+                return
+        elif track is not None and float(track.step(small)[1].mean()) >= drift:
+            if every and t - state["last"] >= every - 1e-6 and not blank:  # explained, but long ago
+                on_pick(shot, t, frame.to_ndarray(format="rgb24"))
+                state.update(track=_explained(small), last=t)
+            return  # the last picked frame still explains the picture
+        # lost (or still changing): a new candidate here, or none while blank
+        state.update(track=None, cand=None if blank or min(small.shape) < 16 else (t, frame, _explained(small)))  # the decoded frame, converted if picked
 
     scan = scan_shots(video, on_frame=on_frame)
     if not state["done"]:
@@ -368,10 +416,13 @@ def write_shot_frames(
     out_dir: str | os.PathLike,
     overwrite: bool = False,
     on_shot: Callable[[int, float, Path], None] | None = None,
+    drift: float | None = SHOT_DRIFT,
+    every: float | None = SHOT_EVERY,
 ) -> list[tuple[float, Path]]:
     """Write a frame of every shot of ``video`` into ``out_dir`` as ``shot_NNNN@TIME.png``, the frames to paint for
     keyframe mode (``--keyframe out_dir`` takes the painted ones back; gray ones are skipped): the shot's first
-    frame that is not blank, or its first frame when all of it is (:func:`pick_shot_frames`).
+    frame that is not blank, or its first frame when all of it is, and with ``drift`` (and ``every``) a frame of
+    each new picture within a shot (:func:`pick_shot_frames`).
 
     Shots are split by :func:`scan_shots` (the cut test keyframe mode uses).  One decode, at most one frame held.
     Existing shot frames in ``out_dir`` are an error unless ``overwrite``; on an error the frames written so far
@@ -403,7 +454,7 @@ def write_shot_frames(
             on_shot(index, t, path)
 
     try:
-        pick_shot_frames(video, write)
+        pick_shot_frames(video, write, drift=drift, every=every)
     except BaseException:
         for _, path in written:
             path.unlink(missing_ok=True)
@@ -787,7 +838,7 @@ class ReferenceColorizer:
             lo, hi = p.gate
             wgt = ((conf - lo) / (hi - lo)).clamp_(0, 1).unsqueeze(1)
             wgt = TF.interpolate(wgt, size=ab.shape[-2:], mode="bilinear", align_corners=False)
-            ab = wgt * ab + (1 - wgt) * base_ab.to(ab.dtype) if base_ab is not None else wgt * ab
+            ab = wgt * ab + (1 - wgt) * (p.fallback_scale * base_ab.to(ab.dtype)) if base_ab is not None else wgt * ab
         if self.refiner is None and p.model_mix > 0:
             ab = (1 - p.model_mix) * ab + p.model_mix * base_ab.to(ab.dtype)
         return ab.permute(0, 2, 3, 1).float().cpu().numpy()

@@ -13,6 +13,8 @@ another scene).  Caminandes 3 and the held-out clips are the keyframe test.
     python pipelines/reference_tune.py keyframe --grid '[{}, {"gate": null}]'
     python pipelines/reference_tune.py keyframe --refiner none runs/refine/refiner.safetensors
     python pipelines/reference_tune.py keyframe --popeye --adapt 0 150
+    python pipelines/reference_tune.py shots --drift 0 0.3 0.5 0.7 --every 4.4   # frames to paint (shots --drift)
+    python pipelines/reference_tune.py shots --drift 0.5 --drift-every 8 --every 3.9
 
 Scores: mean CIEDE2000 and colorfulness ratio at 320 px, no temporal smoother.
 """
@@ -190,9 +192,54 @@ def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True
                           f"{time.perf_counter() - t0:.0f} s", flush=True)
 
 
+def run_shots(base, data, drifts, every, drift_every=None) -> None:
+    """``evaluate --keyframe-shots`` on the 6 whole validation clips (Popeye 1 and 2 included), every picked frame
+    painted from the color original: ``shots --drift`` settings, and (``every`` > 0) the control with the same
+    first frames plus a frame every ``every`` seconds within each shot."""
+    from animecolor import evaluate as ev
+    from animecolor.colorize import GrayColorizer
+    from animecolor.commands import evaluate as E
+
+    paths = keyframe_val_paths(data, True, True)
+    orig = R.pick_shot_frames
+
+    def uniform(video, on_pick):
+        last: dict = {}
+
+        def first(shot, t, rgb):
+            last[shot] = t
+            on_pick(shot, t, rgb)
+
+        def on_frame(shot, t, frame, small):
+            if shot in last and t - last[shot] >= every - 1e-6 and small.std() >= R.BLANK_LUMA_STD:
+                last[shot] = t
+                on_pick(shot, t, frame.to_ndarray(format="rgb24"))
+
+        orig(video, first, drift=None)  # the shot starts as shipped, then the evenly spaced frames
+        return R.scan_shots(video, on_frame=on_frame)
+
+    settings = [(f"drift {d}" + (f" + every {drift_every} s" if drift_every else ""),
+                 lambda v, cb, d=d: orig(v, cb, drift=d or None, every=drift_every)) for d in drifts]
+    settings += [(f"every {every} s", uniform)] if every > 0 else []
+    for name, picker in settings:
+        t0 = time.perf_counter()
+        painted: list = []
+        R.pick_shot_frames = lambda video, on_pick, p=picker: p(video, lambda s, t, rgb: (painted.append(t), on_pick(s, t, rgb)))
+        try:
+            rep = ev.evaluate_paths(paths, {"gray": GrayColorizer()}, stride=3, max_side=320, batch_size=8,
+                                    per_clip=E._guided_keyframes(base, False, True, 320))
+        finally:
+            R.pick_shot_frames = orig
+        ov = rep["overall"]
+        rows = {k: (round(v["ciede2000"], 2), round(v["colorfulness_ratio"], 2)) for k, v in ov["colorizers"].items()}
+        per = {Path(c["path"]).name[:14]: round(c["colorizers"]["keyframe-shots"]["ciede2000"], 2) for c in rep["clips"]}
+        print(f"shots {name}: {len(painted)} frames painted, {ov['frames']} scored", rows, per,
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["reference", "keyframe"])
+    ap.add_argument("mode", choices=["reference", "keyframe", "shots"])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
     ap.add_argument("--frames", type=int, default=R.DEFAULT_REFERENCE_FRAMES, help="reference frames sampled")
     ap.add_argument("--no-bbb", action="store_true", help="keyframe: leave out Big Buck Bunny 0-30 s (the base model's training data)")
@@ -208,6 +255,12 @@ def main() -> int:
     ap.add_argument("--grid", default="[{}]", help="JSON list of MatchParams overrides (default settings: {})")
     ap.add_argument("--propagate", default="[{}]",
                     help="keyframe: JSON list of PropagateParams overrides ({} = the shipped defaults, the default; null = no flow propagation)")
+    ap.add_argument("--drift", type=float, nargs="+", default=[R.SHOT_DRIFT or 0.0],
+                    help="shots: pick_shot_frames drift settings to try (0: shot starts only)")
+    ap.add_argument("--every", type=float, default=0.0,
+                    help="shots: also the control with a frame every this many seconds within each shot")
+    ap.add_argument("--drift-every", type=float, default=R.SHOT_EVERY,
+                    help="shots: the drift settings' `every` (a frame still explained is picked once the last is this old)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     base = load_colorizer()
@@ -215,6 +268,8 @@ def main() -> int:
     refs = [None if r == "none" else r for r in args.refiner]
     if args.mode == "reference":
         run_reference(base, args.data, args.frames, grid, refs, args.adapt)
+    elif args.mode == "shots":
+        run_shots(base, args.data, args.drift, args.every, args.drift_every)
     else:
         run_keyframe(base, args.data, grid, not args.no_bbb, refs, not args.no_baselines, json.loads(args.propagate), args.feed,
                      args.popeye, args.adapt)

@@ -387,6 +387,10 @@ def test_cli_shots_errors_leave_nothing(tmp_path, capsys):
     rc = main(["shots", str(_two_shot_clip(tmp_path / "two.mkv")), "-o", str(tmp_path / "file" / "sub"), "-q"])
     err = capsys.readouterr().err
     assert rc == 1 and "cannot create the folder" in err and len(err.strip().splitlines()) == 1, err
+    rc = main(["shots", str(tmp_path / "two.mkv"), "-o", str(tmp_path / "out"), "--drift", "1.5", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--drift must be" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_evaluate_keyframe_shots(tmp_path):
@@ -399,8 +403,10 @@ def test_cli_evaluate_keyframe_shots(tmp_path):
     ov = json.loads(rep.read_text())["overall"]
     cols = ov["colorizers"]
     assert ov["frames"] == 22
-    assert {"keyframe", "copy-keyframe", "keyframe-shots", "copy-keyframe-shots"} <= set(cols)
+    assert {"keyframe", "copy-keyframe", "lut-keyframe", "keyframe-shots", "copy-keyframe-shots",
+            "lut-keyframe-shots"} <= set(cols)
     assert cols["keyframe-shots"]["ciede2000"] < 0.7 * cols["keyframe"]["ciede2000"]
+    assert cols["lut-keyframe-shots"]["ciede2000"] < 0.5 * cols["gray"]["ciede2000"]  # a table fitted on the frames
     assert cols["keyframe-shots"]["ciede2000"] < cols["copy-keyframe-shots"]["ciede2000"]
 
 
@@ -440,3 +446,34 @@ def test_shots_skips_a_fade_in_from_black(monkeypatch):
     picked = []
     R.pick_shot_frames("any.mp4", lambda shot, t, rgb: picked.append((shot, t, int(rgb[0, 0, 0]))))
     assert picked == [(0, 0.2, 2), (1, 0.4, 4), (2, 0.6, 6)]
+
+def test_shot_frames_pick_the_new_picture_after_a_dissolve(tmp_path):
+    # one picture dissolves (over 1 s, no cut for the cut test) into another that then holds: with --drift the
+    # shot gets a second frame to paint, of the new picture once it has settled; without, only its first frame
+    w, h = 128, 96
+    a = clip_frame(0, w, h, gray=False)
+    b = np.roll(a[::-1], w // 3, axis=1)[..., ::-1] // 2 + 60
+    mix = [np.round(a * (1 - k / 12) + b * (k / 12)).astype(np.uint8) for k in range(1, 12)]
+    src = write_rgb_clip(tmp_path / "dissolve.mkv", [a] * 12 + mix + [b] * 12)  # 12 fps: the dissolve is 1-2 s
+    picked: list = []
+    scan = R.pick_shot_frames(src, lambda shot, t, rgb: picked.append((shot, round(t, 3), rgb)))
+    assert scan.cuts == []
+    assert [p[:2] for p in picked][:1] == [(0, 0.0)] and len(picked) == 2
+    shot, t, rgb = picked[1]
+    assert shot == 0 and 1.5 <= t <= 2.0  # late in the dissolve or after it, and 0.5 s before the end
+    assert np.abs(rgb.astype(int) - b).mean() < 0.25 * np.abs(a.astype(int) - b).mean()
+    picked.clear()
+    R.pick_shot_frames(src, lambda shot, t, rgb: picked.append((shot, t)), drift=None)
+    assert picked == [(0, 0.0)]
+    assert (R.SHOT_DRIFT, R.SHOT_EVERY) == (0.5, 8.0)  # the defaults `shots --help` names
+
+
+def test_shot_frames_every_picks_a_long_still_shot_again(tmp_path):
+    a = clip_frame(0, 128, 96, gray=False)
+    src = write_rgb_clip(tmp_path / "still.mkv", [a] * 40, fps=4)  # 10 s of one picture
+    picked: list = []
+    R.pick_shot_frames(src, lambda shot, t, rgb: picked.append((shot, round(t, 2))), every=4.0)
+    assert picked == [(0, 0.0), (0, 4.0), (0, 8.0)]
+    picked.clear()
+    R.pick_shot_frames(src, lambda shot, t, rgb: picked.append((shot, round(t, 2))))  # default: every 8 s
+    assert picked == [(0, 0.0), (0, 8.0)]

@@ -122,12 +122,15 @@ def _write_report(path: Path, text: str, out) -> None:
 
 
 def _keyframe_pair(base, kfs, cuts, name: str) -> dict:
-    """The keyframe colorizer ``name`` and its naive baseline ``copy-NAME`` (the keyframes copied within their
-    shots, the base model elsewhere)."""
+    """The keyframe colorizer ``name`` and its baselines: ``copy-NAME`` (the keyframes copied within their
+    shots, the base model elsewhere) and ``lut-NAME`` (a brightness-to-color lookup table fitted on the
+    clip's keyframes, on every frame)."""
     from .. import reference as R
+    from ..colorize import LutColorizer
 
     return {name: R.KeyframeColorizer(base, kfs, cuts, name=name),
-            f"copy-{name}": R.KeyframeColorizer(base, kfs, cuts, fallback=base, name=f"copy-{name}", method="copy")}
+            f"copy-{name}": R.KeyframeColorizer(base, kfs, cuts, fallback=base, name=f"copy-{name}", method="copy"),
+            f"lut-{name}": LutColorizer.fit([k.rgb for k in kfs], name=f"lut-{name}")}
 
 
 def _guided_keyframes(base, first: bool, shots: bool, max_side: int | None):
@@ -227,9 +230,10 @@ def run(args: argparse.Namespace) -> int:
     if args.keyframe_first or args.keyframe_shots:
         per_clip = _guided_keyframes(base, args.keyframe_first, args.keyframe_shots, args.max_side or None)
     if args.keyframe_first:
-        notes.append("keyframe / copy-keyframe: each clip's first frame is its keyframe; all colorizers scored on the frames after it")
+        notes.append("keyframe / copy-keyframe / lut-keyframe: each clip's first frame is its keyframe (lut-keyframe: a "
+                     "lookup table fitted on it); all colorizers scored on the frames after it")
     if args.keyframe_shots:
-        notes.append("keyframe-shots / copy-keyframe-shots: a frame of every shot (cut test; its first that is not "
+        notes.append("keyframe-shots / copy-keyframe-shots / lut-keyframe-shots: a frame of every shot (cut test; its first that is not "
                      "blank) is a keyframe; those frames are not scored, for any colorizer")
 
     if args.lut:
