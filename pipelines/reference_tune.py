@@ -13,7 +13,7 @@ another scene).  Caminandes 3 and the held-out clips are the keyframe test.
     python pipelines/reference_tune.py keyframe --grid '[{}, {"gate": null}]'
     python pipelines/reference_tune.py keyframe --refiner none runs/refine/refiner.safetensors
     python pipelines/reference_tune.py keyframe --popeye --adapt 0 150
-    python pipelines/reference_tune.py shots --drift 0 0.3 0.5 0.7 --every 4.4   # frames to paint (shots --drift)
+    python pipelines/reference_tune.py shots --drift 0 0.3 0.5 0.7 --drift-every 0 --every 4.4   # frames to paint (shots --drift)
     python pipelines/reference_tune.py shots --drift 0.5 --drift-every 8 --every 3.9
 
 Scores: mean CIEDE2000 and colorfulness ratio at 320 px, no temporal smoother.

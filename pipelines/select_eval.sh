@@ -62,6 +62,11 @@ koro() {
     done
   fi
   if [ -n "${TRIED:-}" ]; then  # training variants at 30 pairs, scored on the val shots only; 3 seeds of the two main ones
+    # (these rows were measured with the defaults of their session: add --paste 0 --early-stop for sessions 13-16's)
+    for seed in 0 1 2; do  # session 18: every pair trains (default) against early stopping on every 5th pair
+      NAME=all30_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --seed $seed
+      NAME=es_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --early-stop --seed $seed
+    done
     for seed in 0 1 2; do
       NAME=frozen_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 0 --seed $seed
       NAME=tune16_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --seed $seed
