@@ -35,7 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from ..cli import CLIError
     from ..reference import SHOT_DRIFT, SHOT_EVERY, write_shot_frames
 
+    shots: set[int] = set()
+
     def shown(index: int, t: float, path: Path) -> None:
+        shots.add(index)
         if not args.quiet:
             print(f"shot {index + 1:4d} at {format_time(t)}  {path}", file=sys.stderr, flush=True)
 
@@ -46,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
     drift = SHOT_DRIFT if args.drift is None else args.drift or None
     every = SHOT_EVERY if args.every is None else args.every or None
     written = write_shot_frames(args.input, args.out, overwrite=args.overwrite, on_shot=shown, drift=drift, every=every)
-    print(f"wrote {len(written)} shot frame(s) to {args.out}; paint some, then: "
+    print(f"wrote {len(written)} frame(s) of {len(shots)} shot(s) to {args.out}; paint some, then: "
           f"animecolor episode {args.input} OUT.mp4 --keyframe {args.out}")
     return 0
