@@ -744,7 +744,7 @@ def train_keepcolor(
             opt.step()
             total += float(loss.detach())
         head.eval()
-        iou = _iou(head, val_b) if val_b else float("nan")
+        iou = _iou(head, val_b) if val_b else None
         history.append({"epoch": epoch, "loss": total / len(order), "val_iou": iou})
         emit({"stage": "train", **history[-1]})
         if not val_b or iou > best:

@@ -281,6 +281,8 @@ def test_fine_tuned_blocks_travel_in_the_checkpoint(trained, tmp_path):
                             config=K.HeadConfig(tune_from=16), epochs=3, augment=1, hard_negatives=2.0)
     # the default: no pair held out, every epoch run, the last one kept
     assert (rec["train_pairs"], rec["val_pairs"], rec["val_iou"], rec["epochs_run"], rec["best_epoch"]) == (10, [], None, 3, 3)
+    history = [json.loads(line) for line in (tmp_path / "t" / "history.jsonl").read_text().splitlines()]
+    assert [h["val_iou"] for h in history] == [None] * 3  # strict JSON: no NaN
     path = tmp_path / "t" / "best.safetensors"
     col = K.load_keepcolor(path)
     assert col.cfg.tune_from == 16 and col.head.tuned is not None and col.info["augment"] == 1

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -98,7 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"animecolor: {ev['train']} training pairs, {ev['val']} held out; features cached in "
                   f"{ev['seconds']:.0f} s", file=sys.stderr)
         elif ev["epoch"] % 10 == 0:
-            val = "" if math.isnan(ev["val_iou"]) else f", val IoU {ev['val_iou']:.3f}"
+            val = "" if ev["val_iou"] is None else f", val IoU {ev['val_iou']:.3f}"
             print(f"animecolor: epoch {ev['epoch']}: loss {ev['loss']:.3f}{val}", file=sys.stderr)
 
     rec = train_keepcolor(pairs, args.out, base=args.base, config=HeadConfig(tune_from=args.tune_from),
