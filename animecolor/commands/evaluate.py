@@ -135,9 +135,9 @@ def _keyframe_pair(base, kfs, cuts, name: str) -> dict:
 
 def _guided_keyframes(base, first: bool, shots: bool, max_side: int | None):
     """``evaluate --keyframe-first`` / ``--keyframe-shots``: per clip (one scan for both), its first frame as
-    keyframe (``keyframe``), and/or a frame of every shot of the cut test's (the one `animecolor shots` writes:
-    the first that is not blank) from the color original at the scoring size, as if every shot were painted
-    (``keyframe-shots``; those frames are then not scored)."""
+    keyframe (``keyframe``), and/or every frame `animecolor shots` writes (:func:`reference.pick_shot_frames`)
+    from the color original at the scoring size, as if all were painted (``keyframe-shots``; those frames are
+    then not scored)."""
     from .. import frames as fr
     from .. import reference as R
 
@@ -233,8 +233,9 @@ def run(args: argparse.Namespace) -> int:
         notes.append("keyframe / copy-keyframe / lut-keyframe: each clip's first frame is its keyframe (lut-keyframe: a "
                      "lookup table fitted on it); all colorizers scored on the frames after it")
     if args.keyframe_shots:
-        notes.append("keyframe-shots / copy-keyframe-shots / lut-keyframe-shots: a frame of every shot (cut test; its first that is not "
-                     "blank) is a keyframe; those frames are not scored, for any colorizer")
+        notes.append("keyframe-shots / copy-keyframe-shots / lut-keyframe-shots: every frame `animecolor shots` proposes (each "
+                     "shot's first that is not blank, each new picture's within a shot) is a keyframe; those frames are "
+                     "not scored, for any colorizer")
 
     if args.lut:
         colorizers["lut"] = LutColorizer.load(args.lut)
