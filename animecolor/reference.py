@@ -424,7 +424,7 @@ def write_shot_frames(
     frame that is not blank, or its first frame when all of it is, and with ``drift`` (and ``every``) a frame of
     each new picture within a shot (:func:`pick_shot_frames`).
 
-    Shots are split by :func:`scan_shots` (the cut test keyframe mode uses).  One decode, at most one frame held.
+    Shots are split by :func:`scan_shots` (the cut test keyframe mode uses).  One decode, at most two frames held.
     Existing shot frames in ``out_dir`` are an error unless ``overwrite``; on an error the frames written so far
     are removed.  ``on_shot(index, time, path)`` after each file (index from 0).  Returns ``[(time, path), ...]``.
     """

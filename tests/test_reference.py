@@ -390,6 +390,9 @@ def test_cli_shots_errors_leave_nothing(tmp_path, capsys):
     rc = main(["shots", str(tmp_path / "two.mkv"), "-o", str(tmp_path / "out"), "--drift", "1.5", "-q"])
     err = capsys.readouterr().err
     assert rc == 1 and "--drift must be" in err and len(err.strip().splitlines()) == 1, err
+    rc = main(["shots", str(tmp_path / "two.mkv"), "-o", str(tmp_path / "out"), "--every", "-1", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--every must be" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
 
 
