@@ -6,10 +6,12 @@ the pair (:func:`derive_mask`), a small mask head (:class:`MaskHead`) learns it
 on the frozen backbone features of the colorizer (cached once, so training takes
 minutes on a CPU), and :class:`KeepColorizer` applies it in the episode pipeline:
 
-* the mask is predicted at 1/4 of the model's working size, smoothed over time
-  (an exponential moving average reset at scene cuts, :class:`MaskSmoother`) and
-  brought to the chroma planes' resolution by a guided filter with the source's
-  luma as guide (:func:`guided_upsample`), so it follows ink lines;
+* the mask is predicted at 1/4 of the model's working size, refined at the
+  working size by OpenCV's GrabCut seeded with it (:func:`grabcut_refine`: the
+  frame's own colors move its edge), smoothed over time (an exponential moving
+  average reset at scene cuts, :class:`MaskSmoother`) and brought to the chroma
+  planes' resolution by a guided filter with the source's luma as guide
+  (:func:`guided_upsample`), so it follows ink lines;
 * on a color source it keeps the source's own chroma inside the mask, on a B&W
   source the colorizer's; outside the mask the chroma is neutral.  The luma is
   always the source's.
@@ -40,7 +42,7 @@ from .model.net import JsonConfig
 
 __all__ = [
     "FORMAT", "MIN_CHROMA", "TUNE_FROM", "HeadConfig", "MaskHead", "find_pairs", "load_pair", "derive_mask", "guided_upsample",
-    "MaskSmoother", "KeepColorizer", "train_keepcolor", "load_keepcolor", "apply_mask_rgb", "pair_scores",
+    "grabcut_refine", "REFINES", "MaskSmoother", "KeepColorizer", "train_keepcolor", "load_keepcolor", "apply_mask_rgb", "pair_scores",
     "hist_similarity", "mask_iou", "mask_flicker", "neutral_source",
 ]
 
@@ -59,6 +61,13 @@ PASTE = 4
 EPOCHS = 30
 #: with early stopping: epochs at most
 EARLY_STOP_EPOCHS = 80
+#: what refines the head's mask before smoothing: "grabcut" (:func:`grabcut_refine`, the default: chosen on the Koro
+#: val shots and held-out clip-art training pairs, docs/keepcolor.md) or "none" (the head's mask as it is)
+REFINES = ("grabcut", "none")
+#: GrabCut's seeds: the mask's pixels above this probability are sure subject, below 1 - this sure background,
+#: the rest probable either way; and its iterations (both chosen with the post-step, docs/keepcolor.md)
+GRABCUT_SURE = 0.999
+GRABCUT_ITERS = 1
 AB_SCALE = 4.0  # a/b reach the head as Lab/100; x4: Lab/25, about unit scale
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -236,6 +245,25 @@ def guided_upsample(mask: np.ndarray, guide: np.ndarray, radius: int, eps: float
     return np.clip(box(a) * I + box(b), 0.0, 1.0)
 
 
+def grabcut_refine(rgb: np.ndarray, prob: np.ndarray, sure: float = GRABCUT_SURE, iters: int = GRABCUT_ITERS) -> np.ndarray:
+    """The mask ``prob`` (float ``(h, w)`` in [0, 1], ``rgb``'s size) after OpenCV's GrabCut seeded by it; float {0, 1}.
+
+    Probable subject where ``prob`` > 0.5, probable background elsewhere, sure subject above ``sure``
+    and sure background below ``1 - sure``; GrabCut's color models (one Gaussian mixture each) and
+    its graph cut then move the edge to where the frame's own colors change.  A mask with under 20
+    pixels on either side is only thresholded (GrabCut needs both models).
+    """
+    gc = np.where(prob > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    gc[prob > sure] = cv2.GC_FGD
+    gc[prob < 1 - sure] = cv2.GC_BGD
+    fg = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    if fg.sum() < 20 or (~fg).sum() < 20:
+        return fg.astype(np.float32)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
+    return ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.float32)
+
+
 class MaskSmoother:
     """The episode's EMA chroma smoother (:class:`animecolor.temporal.EMASmoother`: moving average,
     restarted at a large luma change, i.e. a cut) run on a mask, one frame at a time (no blinking subjects)."""
@@ -273,6 +301,8 @@ class KeepColorizer:
 
     ``source``: ``"auto"`` (the source's own chroma on a color video, the base
     model's on a B&W one, decided on the first batch), ``"source"`` or ``"model"``.
+    ``refine``: "grabcut" (the head's mask refined by :func:`grabcut_refine` at the working
+    size, on the frame's own colors or, on a B&W video, the colorizer's) or "none".
     In the pipeline it asks the reader for the source's chroma planes
     (``needs_source_chroma``), hands per-frame masks to the merger
     (:meth:`frame_extras`) and makes the chroma planes itself (:meth:`merge`).
@@ -280,11 +310,17 @@ class KeepColorizer:
 
     needs_source_chroma = True
 
-    def __init__(self, base, head: MaskHead, device="cpu", name: str = "keep-color", source: str = "auto"):
+    def __init__(self, base, head: MaskHead, device="cpu", name: str = "keep-color", source: str = "auto",
+                 refine: str = "grabcut"):
         from .model.net import fuse_conv_bn
 
         if source not in ("auto", "source", "model"):
             raise ValueError(f"keep-color source must be auto, source or model, got {source!r}")
+        if refine not in REFINES:
+            raise ValueError(f"keep-color refine must be one of {', '.join(REFINES)}, got {refine!r}")
+        self.refine = refine
+        #: masks handed on (:meth:`masks`, :meth:`frame_extras`) are at the working size / this
+        self.mask_stride = 1 if refine == "grabcut" else 4
         self.device = torch.device(device)
         self.model = fuse_conv_bn(base.eval()).to(self.device)
         self.head = head.eval().to(self.device)
@@ -335,6 +371,33 @@ class KeepColorizer:
             ab = ab_t.permute(0, 2, 3, 1).cpu().numpy()
         return ab, m
 
+    def masks(self, gray: np.ndarray, src_rgb: Sequence[np.ndarray | None] | None = None) -> tuple[np.ndarray, list]:
+        """uint8 ``(N, h, w)`` at the working size -> (a/b as :meth:`predict`, one mask per frame at
+        the working size / :attr:`mask_stride`, refined as ``refine`` says).
+
+        ``src_rgb``: each frame's own colors, uint8 ``(h, w, 3)`` (``None`` for a frame without):
+        the head sees their a/b and GrabCut their colors; without, both see the colorizer's.
+        """
+        n, h, w = gray.shape
+        src = list(src_rgb) if src_rgb is not None else [None] * n
+        src_ab = None
+        if any(c is not None for c in src):
+            src_ab = np.stack([np.full((h // 4, w // 4, 2), np.nan, np.float32) if c is None else
+                               cv2.resize(rgb_to_lab(c)[..., 1:], (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+                               for c in src])
+        ab, m = self.predict(gray, src_ab)
+        if self.refine == "none":
+            return ab, list(m)
+        from .color import lab_to_rgb
+
+        out = []
+        for g, mi, ai, c in zip(gray, m, ab, src):
+            if c is None:  # the colorizer's colors
+                ai = cv2.resize(ai, (w, h), interpolation=cv2.INTER_LINEAR)
+                c = (lab_to_rgb(np.dstack([gray_to_L(g), ai])) * 255.0 + 0.5).astype(np.uint8)
+            out.append(grabcut_refine(c, guided_upsample(mi, g, self.cfg.guide_radius, self.cfg.guide_eps)))
+        return ab, out
+
     def take_source(self, ys: Sequence[np.ndarray], uvs: Sequence | None, full_range: bool = False) -> None:
         """The next batch's source planes (luma and, when read, chroma); call before the colorizer.
 
@@ -350,32 +413,26 @@ class KeepColorizer:
         self._uv.extend(uvs if self._src is not None else [None] * n)
         self._full_range = full_range
 
-    def _source_ab(self, shape: tuple[int, int]) -> np.ndarray | None:
+    def _source_rgb(self, shape: tuple[int, int]) -> list | None:
+        """The pending source frames' colors at ``shape`` (uint8 RGB; ``None`` for a frame without chroma)."""
         if self._src is None:
             return None
         from .frames import yuv_to_rgb
 
         h, w = shape
-        out = []
-        for y, uv in self._src:
-            if uv is None:
-                out.append(np.full((h, w, 2), np.nan, np.float32))
-                continue
-            u, v = uv
-            rgb = yuv_to_rgb(cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA),
-                             cv2.resize(u, (w, h), interpolation=cv2.INTER_AREA),
-                             cv2.resize(v, (w, h), interpolation=cv2.INTER_AREA), self._full_range)
-            out.append(rgb_to_lab(rgb)[..., 1:])
+        size = lambda p: cv2.resize(p, (w, h), interpolation=cv2.INTER_AREA)  # noqa: E731
+        out = [None if uv is None else yuv_to_rgb(size(y), size(uv[0]), size(uv[1]), self._full_range)
+               for y, uv in self._src]
         self._src = None
-        return np.stack(out)
+        return out
 
     def __call__(self, gray: np.ndarray) -> np.ndarray:
         if gray.ndim != 3 or gray.dtype != np.uint8:
             raise ValueError(f"expected uint8 (N, h, w) gray batch, got {gray.dtype} {gray.shape}")
-        src_ab = self._source_ab((gray.shape[1] // 4, gray.shape[2] // 4))
-        if src_ab is not None and len(src_ab) != len(gray):
+        src = self._source_rgb(gray.shape[1:])
+        if src is not None and len(src) != len(gray):
             raise RuntimeError("keep-color: take_source got another batch than the colorizer")
-        ab, m = self.predict(gray, src_ab)
+        ab, m = self.masks(gray, src)
         for g, mi in zip(gray, m):
             self._masks.append(self.smoother(g, mi))
         if len(self._uv) < len(self._masks):  # called without take_source: the colorizer's chroma
@@ -400,7 +457,7 @@ class KeepColorizer:
         ab, (mask, uv) = item
         Hc, Wc = chroma_size(y.shape[1], y.shape[0], subsampling)
         guide = y if y.shape == (Hc, Wc) else cv2.resize(y, (Wc, Hc), interpolation=cv2.INTER_AREA)
-        scale = Wc / (mask.shape[1] * 4)  # chroma px per working-size px
+        scale = Wc / (mask.shape[1] * self.mask_stride)  # chroma px per working-size px
         m = guided_upsample(mask, guide, max(1, round(self.cfg.guide_radius * scale)), self.cfg.guide_eps)
         if uv is not None:
             u, v = uv
@@ -413,12 +470,13 @@ class KeepColorizer:
         return keep(u), keep(v)
 
     def full_mask(self, mask: np.ndarray, gray: np.ndarray) -> np.ndarray:
-        """A low-resolution mask at ``gray``'s size (uint8 full-range gray as guide)."""
-        scale = gray.shape[1] / (mask.shape[1] * 4)
+        """A mask of :meth:`masks` at ``gray``'s size (uint8 full-range gray as guide)."""
+        scale = gray.shape[1] / (mask.shape[1] * self.mask_stride)
         return guided_upsample(mask, gray, max(1, round(self.cfg.guide_radius * scale)), self.cfg.guide_eps)
 
 
-def load_keepcolor(path: str | os.PathLike, device: str | None = "cpu", source: str = "auto", runtime: str = "auto") -> KeepColorizer:
+def load_keepcolor(path: str | os.PathLike, device: str | None = "cpu", source: str = "auto", runtime: str = "auto",
+                   refine: str = "grabcut") -> KeepColorizer:
     """Rebuild a :class:`KeepColorizer` from ``RUN/best.safetensors`` (safetensors only, strict).
 
     ``runtime``: "torch", "onnx" (ONNX Runtime on CPU, about twice as fast here: the networks are
@@ -442,7 +500,7 @@ def load_keepcolor(path: str | os.PathLike, device: str | None = "cpu", source: 
     except Exception as e:  # noqa: BLE001 - safetensors/torch raise several types for a bad file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(f"corrupt keep-color checkpoint {path}: {first}") from None
-    col = KeepColorizer(base, head, resolve_device(device), name=path.name, source=source)
+    col = KeepColorizer(base, head, resolve_device(device), name=path.name, source=source, refine=refine)
     col.info = meta["info"]  # type: ignore[attr-defined]
     _maybe_onnx(col, path, runtime)
     return col
@@ -818,9 +876,8 @@ def pair_scores(col: KeepColorizer, pairs: Sequence[tuple[str, Path, Path]], bw:
         mask, known = derive_mask(inp, tgt)
         w, h = col.working_size(inp.shape[1], inp.shape[0])
         full_gray = _gray_of(inp)
-        src_ab = None if bw else cv2.resize(rgb_to_lab(inp)[..., 1:], (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-        _, m = col.predict(cv2.resize(full_gray, (w, h), interpolation=cv2.INTER_AREA)[None],
-                           None if src_ab is None else src_ab[None])
+        src = None if bw else [cv2.resize(inp, (w, h), interpolation=cv2.INTER_AREA)]
+        _, m = col.masks(cv2.resize(full_gray, (w, h), interpolation=cv2.INTER_AREA)[None], src)
         pm = col.full_mask(m[0], full_gray)
         i, u = mask_iou(pm, mask, known)
         inter, union = inter + i, union + u

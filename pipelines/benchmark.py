@@ -117,7 +117,8 @@ def guided(col, mode: str, src: Path, reference: str | None, keyframe: str | Non
     if mode.startswith("keepcolor"):  # its own network (base + mask head) from the checkpoint: ONNX Runtime, or PyTorch
         from animecolor.keepcolor import load_keepcolor
 
-        col = load_keepcolor(keep_color, "cpu", runtime="torch" if mode == "keepcolor-torch" else "auto")
+        col = load_keepcolor(keep_color, "cpu", runtime="torch" if mode == "keepcolor-torch" else "auto",
+                             refine="none" if mode == "keepcolor-norefine" else "grabcut")
     elif mode == "reference":
         col = guided_colorizer(col, src, references=[reference])
     elif mode == "keyframe":
@@ -224,7 +225,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
     ap.add_argument("--modes", default="plain",
                     help="comma list of plain, reference (16 frames sampled from --source, color), keyframe "
-                         "(the source's first colored frame, in color), keepcolor (needs --keep-color; keepcolor-torch: the same on PyTorch); "
+                         "(the source's first colored frame, in color), keepcolor (needs --keep-color; keepcolor-torch: the same on PyTorch; keepcolor-norefine: without the GrabCut post-step); "
                          "the guided modes get a second table")
     ap.add_argument("--mode", default="plain", help=argparse.SUPPRESS)
     ap.add_argument("--reference", default=None, help=argparse.SUPPRESS)
@@ -252,7 +253,7 @@ def main() -> int:
     rows = []
     modes = [m for m in args.modes.split(",") if m]
     for m in modes:
-        if m not in ("plain", "reference", "keyframe", "keepcolor", "keepcolor-torch"):
+        if m not in ("plain", "reference", "keyframe", "keepcolor", "keepcolor-torch", "keepcolor-norefine"):
             ap.error(f"unknown mode {m!r}")
         if m.startswith("keepcolor") and not args.keep_color:
             ap.error("mode keepcolor needs --keep-color RUN/best.safetensors")

@@ -7,7 +7,8 @@
 #                                            scores, smoothing settings on the val shots, flicker on two SE02 shots.
 #                                            ~30 min; POSITIVES=1 adds the models without the Koro-free shots;
 #                                            TRIED=1 the training variants of docs/keepcolor.md's tried table (30
-#                                            pairs, val only, ~1 h) and the GrabCut post-step.
+#                                            pairs, val only, ~1 h) and the GrabCut post-step's grid
+#                                            (also for clipart: its val models and grid).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -37,6 +38,19 @@ clipart() {
   # flicker: a validation shot (training source) to pick the EMA weight, then a held-out shot
   $PY pipelines/select_flicker.py "$OUT/n30/best.safetensors" "$CAM/caminandes_llamigos_E01_SE01_SH03.mp4" | tee "$OUT/flicker_val.md"
   $PY pipelines/select_flicker.py "$OUT/n30/best.safetensors" "$CAM/caminandes_llamigos_E01_SE03_SH02.mp4" | tee "$OUT/flicker_test.md"
+  $PY pipelines/select_figure.py "$OUT/n30/best.safetensors" "$PAIRS/test" --pairs 3 12 40 -o docs/img/keepcolor_pairs.png
+  if [ -n "${TRIED:-}" ]; then  # val: held-out training pairs 60-99 (objects the first 30 pairs do not show)
+    mkdir -p runs/select_val
+    ln -sf "$PWD/$PAIRS"/train/0[6-9]?_* runs/select_val/
+    for seed in 0 1 2; do  # session 19: the GrabCut post-step's size / sure / iterations (docs/keepcolor.md)
+      NAME=all30_s$seed train_eval "$PAIRS" runs/select_x 30 -- --seed $seed
+      $AC evaluate --keep-color runs/select_x/all30_s$seed/best.safetensors runs/select_val | tee runs/select_x/all30_s$seed.val.md
+      for sure in "0.9 0.95 0.98" "0.99 0.995 0.999" "0.9999 1"; do
+        $PY pipelines/select_grabcut.py runs/select_x/all30_s$seed/best.safetensors runs/select_val --sure $sure \
+          | tee -a runs/select_x/grabcut_all30_s$seed.jsonl
+      done
+    done
+  fi
 }
 
 koro() {
@@ -83,8 +97,11 @@ koro() {
       NAME=tune16_geo2_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --augment 2 --no-augment-light --seed $seed
     done
     NAME=frozen_aug4 train_eval "$PAIRS" runs/cam_x 30 val -- --tune-from 0 --augment 4
-    for m in frozen_s0 tune16_s0 tune16_s1; do
-      $PY pipelines/select_grabcut.py runs/cam_x/$m/best.safetensors "$PAIRS/val" | tee runs/cam_x/grabcut_$m.md
+    for seed in 0 1 2; do  # session 19: the GrabCut post-step's size / sure / iterations (docs/keepcolor.md)
+      for sure in "0.9 0.95 0.98" "0.99 0.995 0.999" "0.9999 1"; do
+        $PY pipelines/select_grabcut.py runs/cam_x/all30_s$seed/best.safetensors "$PAIRS/val" --sure $sure \
+          | tee -a runs/cam_x/grabcut_all30_s$seed.jsonl
+      done
     done
   fi
 }

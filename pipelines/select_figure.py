@@ -12,7 +12,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from animecolor.color import rgb_to_lab
 from animecolor.keepcolor import _gray_of, apply_mask_rgb, find_pairs, load_keepcolor, load_pair
 
 
@@ -33,8 +32,8 @@ def main(argv=None) -> int:
         H, W = inp.shape[:2]
         w, h = col.working_size(W, H)
         g = _gray_of(inp)
-        ab = cv2.resize(rgb_to_lab(inp)[..., 1:], (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-        _, m = col.predict(cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA)[None], ab[None])
+        src = cv2.resize(inp, (w, h), interpolation=cv2.INTER_AREA)
+        _, m = col.masks(cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA)[None], [src])
         out = apply_mask_rgb(inp, col.full_mask(m[0], g))
         row = np.hstack([inp, np.full((H, 4, 3), 255, np.uint8), tgt, np.full((H, 4, 3), 255, np.uint8), out])
         s = args.height / H

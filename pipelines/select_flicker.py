@@ -23,8 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_select_pairs import CLIPART, LONG_SIDE, characters  # noqa: E402
 
-from animecolor.color import rgb_to_lab  # noqa: E402
-from animecolor.keepcolor import MaskSmoother, _gray_of, load_keepcolor, mask_flicker  # noqa: E402
+from animecolor.keepcolor import REFINES, MaskSmoother, _gray_of, load_keepcolor, mask_flicker  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -35,10 +34,11 @@ def main(argv=None) -> int:
     ap.add_argument("--ema", type=float, nargs="+", default=[1.0, 0.7, 0.5, 0.3])
     ap.add_argument("--clipart", type=Path, default=CLIPART)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--refine", choices=REFINES, default=REFINES[0], help="the mask's post-step (episode's default first)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     (_, rgba), = characters(args.clipart, "test", 1, rng)
-    col = load_keepcolor(args.weights)
+    col = load_keepcolor(args.weights, refine=args.refine)
     frames = []
     with av.open(str(args.shot)) as c:
         for fr in c.decode(video=0):
@@ -61,8 +61,8 @@ def main(argv=None) -> int:
         inp = np.clip(f * (1 - alpha[..., None]) + layer * alpha[..., None] + 0.5, 0, 255).astype(np.uint8)
         g = _gray_of(inp)
         ww, hh = col.working_size(W, H)
-        ab = cv2.resize(rgb_to_lab(inp)[..., 1:], (ww // 4, hh // 4), interpolation=cv2.INTER_AREA)
-        _, m = col.predict(cv2.resize(g, (ww, hh), interpolation=cv2.INTER_AREA)[None], ab[None])
+        src = cv2.resize(inp, (ww, hh), interpolation=cv2.INTER_AREA)
+        _, m = col.masks(cv2.resize(g, (ww, hh), interpolation=cv2.INTER_AREA)[None], [src])
         raw.append(m[0])
         grays.append(g)
     truth = alpha > 0.5

@@ -1,67 +1,70 @@
-"""Tried: OpenCV GrabCut seeded from the keep-color model's mask, as a post-step on pairs.
+"""The keep-color GrabCut post-step's settings, on val pairs: image size x sure threshold x iterations.
 
-For each pair the model's full-size mask (as ``evaluate --keep-color`` makes it)
-seeds ``cv2.grabCut`` (mask mode): probable foreground where the mask is over 0.5,
-probable background elsewhere, sure foreground over ``--sure`` and sure
-background under ``1 - --sure``; GrabCut's colour models then move the edge.
-Prints the pooled mask IoU with and without the post-step and GrabCut's time per
-frame (at the pairs' size).  Choose on the val pairs::
+For each pair the head's raw mask (``refine="none"``) is brought to the GrabCut
+image's size by the guided filter, seeds :func:`animecolor.keepcolor.grabcut_refine`
+(probable subject above 0.5; sure subject above ``sure``, sure background below
+``1 - sure``) on the pair's colors at that size, and the result is scaled back to
+the pair's size and scored (pooled mask IoU over known pixels, as ``evaluate
+--keep-color``).  Prints one JSON line: IoU per setting and GrabCut's ms per frame
+(one core).  Session 19 chose on the val pairs with the session-18 models (docs/keepcolor.md)::
 
-    python pipelines/select_grabcut.py runs/cam/n30/best.safetensors runs/cam_pairs/val
+    OMP_NUM_THREADS=1 python pipelines/select_grabcut.py runs/s18/select_all30s0/best.safetensors runs/select_val
+    OMP_NUM_THREADS=1 python pipelines/select_grabcut.py runs/s18/cam_all30s0/best.safetensors runs/cam_pairs/val \\
+        --sure 0.99 0.995 0.999 0.9999 1
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import cv2
 import numpy as np
 
-from animecolor.color import rgb_to_lab
-from animecolor.keepcolor import _gray_of, derive_mask, find_pairs, load_keepcolor, load_pair, mask_iou
-
-
-def grabcut_refine(rgb: np.ndarray, prob: np.ndarray, sure: float, iters: int) -> np.ndarray:
-    """The full-size mask ``prob`` (float, [0, 1]) after GrabCut seeded by it; float {0, 1}."""
-    gc = np.where(prob > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-    gc[prob > sure] = cv2.GC_FGD
-    gc[prob < 1 - sure] = cv2.GC_BGD
-    fg = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
-    if fg.sum() < 20 or (~fg).sum() < 20:  # GrabCut needs both models
-        return (prob > 0.5).astype(np.float32)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
-    return ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.float32)
+from animecolor.keepcolor import (_gray_of, derive_mask, find_pairs, grabcut_refine, load_keepcolor, load_pair,
+                                  mask_iou)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("weights")
     ap.add_argument("pairs")
-    ap.add_argument("--sure", type=float, nargs="+", default=[0.9, 0.97])
-    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[240, 320, 480], help="GrabCut image long sides (px)")
+    ap.add_argument("--sure", type=float, nargs="+", default=[0.9, 0.95, 0.98])
+    ap.add_argument("--iters", type=int, nargs="+", default=[1, 3])
     args = ap.parse_args()
-    col = load_keepcolor(args.weights)
-    pairs = sorted(find_pairs([args.pairs]))
-    rows = []
-    for _, ip, tp in pairs:
+    col = load_keepcolor(args.weights, refine="none")
+    acc: dict[str, list[float]] = {}
+    ms: dict[str, list[float]] = {}
+
+    def add(key, pm, mk, kn):
+        i, u = mask_iou(pm, mk, kn)
+        a = acc.setdefault(key, [0.0, 0.0])
+        a[0], a[1] = a[0] + i, a[1] + u
+
+    for _, ip, tp in sorted(find_pairs([args.pairs])):
         inp, tgt = load_pair(ip, tp)
-        mask, known = derive_mask(inp, tgt)
-        w, h = col.working_size(inp.shape[1], inp.shape[0])
+        mk, kn = derive_mask(inp, tgt)
+        H, W = mk.shape
+        w, h = col.working_size(W, H)
         g = _gray_of(inp)
-        src = cv2.resize(rgb_to_lab(inp)[..., 1:], (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-        _, m = col.predict(cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA)[None], src[None])
-        rows.append((inp, col.full_mask(m[0], g), mask, known))
-    print(f"| post-step | mask IoU | GrabCut ms per frame ({inp.shape[1]}x{inp.shape[0]}) |  ({len(pairs)} pairs)")
-    print("|---|---:|---:|")
-    iu = np.sum([mask_iou(pm, mk, kn) for _, pm, mk, kn in rows], axis=0)
-    print(f"| none | {iu[0] / iu[1]:.3f} | - |")
-    for sure in args.sure:
-        t0 = time.perf_counter()
-        refined = [grabcut_refine(inp, pm, sure, args.iters) for inp, pm, _, _ in rows]
-        ms = (time.perf_counter() - t0) / len(rows) * 1000
-        iu = np.sum([mask_iou(r, mk, kn) for r, (_, _, mk, kn) in zip(refined, rows)], axis=0)
-        print(f"| GrabCut, sure > {sure}, {args.iters} iterations | {iu[0] / iu[1]:.3f} | {ms:.0f} |")
+        _, (m,) = col.masks(cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA)[None],
+                            [cv2.resize(inp, (w, h), interpolation=cv2.INTER_AREA)])
+        add("none", col.full_mask(m, g), mk, kn)
+        for long in args.sizes:
+            s = long / max(W, H)
+            size, how = (round(W * s), round(H * s)), (cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+            img = cv2.resize(inp, size, interpolation=how)
+            p = col.full_mask(m, cv2.resize(g, size, interpolation=how))
+            for sure in args.sure:
+                for it in args.iters:
+                    t0 = time.perf_counter()
+                    r = grabcut_refine(img, p, sure, it)
+                    ms.setdefault(f"{long} i{it}", []).append(time.perf_counter() - t0)
+                    add(f"{long} s{sure} i{it}", cv2.resize(r, (W, H), interpolation=cv2.INTER_LINEAR), mk, kn)
+    out = {k: round(i / u, 4) if u else 1.0 for k, (i, u) in acc.items()}
+    out["ms"] = {k: round(1000 * float(np.mean(v)), 1) for k, v in ms.items()}
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -34,8 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_caminandes_pairs import DATA, shot_path  # noqa: E402
 
-from animecolor.color import rgb_to_lab  # noqa: E402
-from animecolor.keepcolor import (MaskSmoother, _gray_of, apply_mask_rgb, derive_mask, find_pairs,  # noqa: E402
+from animecolor.keepcolor import (REFINES, MaskSmoother, _gray_of, apply_mask_rgb, derive_mask, find_pairs,  # noqa: E402
                                   guided_upsample, load_keepcolor, load_pair, mask_flicker, mask_iou)
 from animecolor.metrics import ciede2000  # noqa: E402
 
@@ -51,22 +50,22 @@ def shot_frames(path: Path, width: int):
 
 
 def predict_shot(col, frames: list[np.ndarray]) -> tuple[list, list, list]:
-    """(working-size gray, raw head probabilities, full-size gray) of each frame, the head seeing the frame's a/b."""
+    """(working-size gray, the colorizer's masks before smoothing, full-size gray) of each frame, the head
+    seeing the frame's a/b (and GrabCut its colors, unless the colorizer's ``refine`` is "none")."""
     H, W = frames[0].shape[:2]
     w, h = col.working_size(W, H)
     gws, raw, full = [], [], []
     for f in frames:
         g = _gray_of(f)
         gw = cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA)
-        ab = cv2.resize(rgb_to_lab(f)[..., 1:], (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-        _, m = col.predict(gw[None], ab[None])
+        _, m = col.masks(gw[None], [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)])
         gws.append(gw)
         raw.append(m[0])
         full.append(g)
     return gws, raw, full
 
 
-def score(shots: dict, ema: float, radius: int, eps: float) -> tuple[float, float, float]:
+def score(shots: dict, ema: float, radius: int, eps: float, stride: int) -> tuple[float, float, float]:
     """(flicker over all frames, pooled IoU and mean CIEDE2000 at the annotated frames) for one setting."""
     flick, inter, union, de = [], 0.0, 0.0, []
     for s in shots.values():
@@ -74,7 +73,7 @@ def score(shots: dict, ema: float, radius: int, eps: float) -> tuple[float, floa
         masks = []
         for gw, m, g in zip(s["gws"], s["raw"], s["full"]):
             mm = sm(gw, m)
-            scale = g.shape[1] / (mm.shape[1] * 4)
+            scale = g.shape[1] / (mm.shape[1] * stride)  # the masks are at the working size / stride
             masks.append(guided_upsample(mm, g, max(1, round(radius * scale)) if radius > 0 else 0, eps))
         flick.append(mask_flicker(masks))
         for k, (inp, tgt, mask, known) in s["truth"].items():
@@ -93,8 +92,9 @@ def main(argv=None) -> int:
     ap.add_argument("--ema", type=float, nargs="+", default=[1.0, 0.7, 0.5, 0.3, 0.2])
     ap.add_argument("--radius", type=int, nargs="+", default=[0, 2, 4, 8])
     ap.add_argument("--eps", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2])
+    ap.add_argument("--refine", choices=REFINES, default=REFINES[0], help="the mask's post-step (episode's default first)")
     args = ap.parse_args(argv)
-    col = load_keepcolor(args.weights)
+    col = load_keepcolor(args.weights, refine=args.refine)
     cfg = col.cfg
     shots: dict[str, dict] = {}
     for name, ip, tp in find_pairs([args.pairs]):
@@ -121,13 +121,13 @@ def main(argv=None) -> int:
     print(f"\nEMA weight of the new frame (guided filter radius {cfg.guide_radius}, eps {cfg.guide_eps:g}):\n")
     print("| EMA weight | flicker | IoU | CIEDE2000 |\n|---:|---:|---:|---:|")
     for a in args.ema:
-        f, iou, de = score(shots, a, cfg.guide_radius, cfg.guide_eps)
+        f, iou, de = score(shots, a, cfg.guide_radius, cfg.guide_eps, col.mask_stride)
         print(f"| {a:g} | {f:.4f} | {iou:.3f} | {de:.2f} |")
     print(f"\nGuided filter (EMA weight {cfg.ema:g}; radius 0 = bilinear upsampling):\n")
     print("| radius | eps | flicker | IoU | CIEDE2000 |\n|---:|---:|---:|---:|---:|")
     for r in args.radius:
         for e in (args.eps if r > 0 else args.eps[:1]):
-            f, iou, de = score(shots, cfg.ema, r, e)
+            f, iou, de = score(shots, cfg.ema, r, e, col.mask_stride)
             print(f"| {r} | {e:g} | {f:.4f} | {iou:.3f} | {de:.2f} |")
     return 0
 

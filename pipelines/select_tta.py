@@ -12,7 +12,7 @@ from animecolor import keepcolor as K
 from animecolor.color import rgb_to_lab
 pairs_dir, ckpts = sys.argv[1], sys.argv[2:]
 pairs = K.find_pairs([pairs_dir])
-cols = [K.load_keepcolor(c, runtime="torch") for c in ckpts]
+cols = [K.load_keepcolor(c, runtime="torch", refine="none") for c in ckpts]  # the head's own masks (before GrabCut)
 data = []
 for _, ip, tp in pairs:
     inp, tgt = K.load_pair(ip, tp); mask, known = K.derive_mask(inp, tgt)

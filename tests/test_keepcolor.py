@@ -102,6 +102,19 @@ def test_guided_upsample_follows_the_guide_edge():
     assert guided[:, 35:40].mean() > 0.95  # and the subject's side stays kept
 
 
+def test_grabcut_refine_moves_the_edge_to_the_subjects_colors():
+    yy, xx = np.mgrid[:60, :80]
+    rgb = np.full((60, 80, 3), 120, np.uint8)
+    disk = (yy - 30) ** 2 + (xx - 40) ** 2 < 15 ** 2
+    rgb[disk] = (220, 40, 30)
+    off = ((yy - 30) ** 2 + (xx - 46) ** 2 < 15 ** 2).astype(np.float32)  # the head's mask, 6 px to the right
+    prob = cv2.GaussianBlur(off, (0, 0), 2.0)
+    iou = lambda m: (m & disk).sum() / (m | disk).sum()  # noqa: E731
+    before, after = iou(prob > 0.5), iou(K.grabcut_refine(rgb, prob) > 0.5)
+    assert before < 0.7 and after > 0.95
+    assert not K.grabcut_refine(rgb, np.zeros_like(prob)).any()  # no subject: nothing to grow
+
+
 def test_mask_smoother_damps_blinking_and_restarts_at_cuts():
     gray = np.tile(np.linspace(0, 255, 128, dtype=np.uint8), (72, 1))
     on, off = np.ones((8, 8), np.float32), np.zeros((8, 8), np.float32)
@@ -174,6 +187,18 @@ def test_select_train_cli(tmp_path, capsys):
     rc = main(["select", "train", str(tmp_path / "nothing"), "-o", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(err) == 1 and "pairs folder not found" in err[0]
+
+
+def test_keep_color_refine_none_hands_on_the_heads_grid(trained):
+    root, _ = trained
+    weights = root / "run" / "best.safetensors"
+    gray = K._gray_of(scene(100)[0])[None]
+    plain, refined = K.load_keepcolor(weights, refine="none"), K.load_keepcolor(weights)
+    (m0,), (m1,) = plain.masks(gray)[1], refined.masks(gray)[1]
+    assert m0.shape == (12, 16) and m1.shape == (48, 64)  # 1/4 of the working size; the working size
+    assert plain.full_mask(m0, gray[0]).shape == refined.full_mask(m1, gray[0]).shape == (48, 64)
+    with pytest.raises(ValueError, match="refine"):
+        K.load_keepcolor(weights, refine="snake")
 
 
 def test_keep_color_on_a_bw_video_and_in_preview(trained, tmp_path):

@@ -74,6 +74,9 @@ def register(subparsers) -> None:
                         "prints mask IoU, histogram similarity and CIEDE2000 to the targets (docs/keepcolor.md)")
     p.add_argument("--keep-color-bw", action="store_true",
                    help="with --keep-color: predict the masks as on B&W video (from the colorizer's chroma)")
+    from .select import add_refine_option
+
+    add_refine_option(p)
     p.set_defaults(func=run)
 
 
@@ -81,7 +84,8 @@ def run_keep_color(args: argparse.Namespace) -> int:
     """``evaluate --keep-color``: the selective-color measures on held-out pairs, beside two trivial outputs."""
     from ..keepcolor import find_pairs, load_keepcolor, pair_scores
 
-    col = load_keepcolor(args.keep_color, None if args.device == "auto" else args.device, runtime=args.runtime)
+    col = load_keepcolor(args.keep_color, None if args.device == "auto" else args.device, runtime=args.runtime,
+                         refine=args.keep_color_refine)
     res = pair_scores(col, sorted(find_pairs(args.inputs)), bw=args.keep_color_bw)
     print(f"| output | mask IoU | histogram similarity | CIEDE2000 |  ({res['n']} pairs)")
     print("|---|---:|---:|---:|")
