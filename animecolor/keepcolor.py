@@ -3,7 +3,7 @@
 A *pair* is a color frame and the same frame edited so that only the chosen
 subjects keep their color (the rest gray).  The keep-color mask is derived from
 the pair (:func:`derive_mask`), a small mask head (:class:`MaskHead`) learns it
-on the frozen backbone features of the colorizer (cached once, so training takes
+on the backbone features of the colorizer (:mod:`animecolor.keepcolor_train`;
 minutes on a CPU), and :class:`KeepColorizer` applies it in the episode pipeline:
 
 * the mask is predicted at 1/4 of the model's working size, refined at the
@@ -22,13 +22,11 @@ Checkpoints (``RUN/best.safetensors``) hold the base colorizer's tensors
 """
 from __future__ import annotations
 
-import json
 import os
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -41,8 +39,8 @@ from .frames import rgb_to_y
 from .model.net import JsonConfig
 
 __all__ = [
-    "FORMAT", "MIN_CHROMA", "TUNE_FROM", "HeadConfig", "MaskHead", "find_pairs", "load_pair", "derive_mask", "guided_upsample",
-    "grabcut_refine", "REFINES", "MaskSmoother", "KeepColorizer", "train_keepcolor", "load_keepcolor", "apply_mask_rgb", "pair_scores",
+    "FORMAT", "MIN_CHROMA", "HeadConfig", "MaskHead", "find_pairs", "load_pair", "derive_mask", "guided_upsample",
+    "grabcut_refine", "REFINES", "MaskSmoother", "KeepColorizer", "load_keepcolor", "apply_mask_rgb", "pair_scores",
     "hist_similarity", "mask_iou", "mask_flicker", "neutral_source",
 ]
 
@@ -50,17 +48,6 @@ FORMAT = "animecolor-keepcolor/1"
 #: input pixels with less chroma than this (Lab a/b distance from gray) look the same kept or grayed:
 #: the mask there is unknown and neither trained on nor scored.
 MIN_CHROMA = 6.0
-#: ``select train``'s fine-tuning default (HeadConfig.tune_from): chosen on the Koro val shots, docs/keepcolor.md.
-#: HeadConfig's own default stays 0, what a checkpoint written before the option means.
-TUNE_FROM = 16
-#: copy-paste views per training pair (another pair's subject pasted onto it): chosen on the Koro val shots and
-#: held-out clip-art training pairs, docs/keepcolor.md.
-PASTE = 4
-#: epochs on all the pairs (no pair held out for early stopping; ``select train --early-stop`` holds every 5th
-#: out): chosen on the Koro val shots and held-out clip-art training pairs, docs/keepcolor.md.
-EPOCHS = 30
-#: with early stopping: epochs at most
-EARLY_STOP_EPOCHS = 80
 #: what refines the head's mask before smoothing: "grabcut" (:func:`grabcut_refine`, the default: chosen on the Koro
 #: val shots and held-out clip-art training pairs, docs/keepcolor.md) or "none" (the head's mask as it is)
 REFINES = ("grabcut", "none")
@@ -532,299 +519,6 @@ def _maybe_onnx(col: KeepColorizer, path: Path, runtime: str) -> None:
             dst = rt.export_keepcolor_onnx(col.model, col.head, Path(tempfile.mkdtemp(prefix="animecolor-")) / dst.name, digest)
         session = rt._matching_session(dst, digest)
     col.use_onnx(session)
-
-
-def _save(path: Path, base, head: MaskHead, info: dict) -> None:
-    from safetensors.torch import save_file
-
-    state = {f"base.{k}": v.detach().cpu().contiguous() for k, v in base.state_dict().items()}
-    state.update({f"head.{k}": v.detach().cpu().contiguous() for k, v in head.state_dict().items()})
-    meta = {"format": FORMAT, "config": head.cfg.to_json(), "base_config": base.cfg.to_json(),
-            "info": json.dumps(info, sort_keys=True)}
-    tmp = path.with_name(path.name + ".partial")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
-
-
-# ----------------------------------------------------------------------------- training
-
-def _features(base, gray: np.ndarray, lut: torch.Tensor, keep: set[int]) -> list[torch.Tensor | None]:
-    """The backbone's maps of one gray frame (only those in ``keep``, the others ``None``)."""
-    with torch.no_grad():
-        x = lut[torch.from_numpy(np.ascontiguousarray(gray)).long()][None, None]
-        feats = base.backbone.features_until(x, max(keep) + 1)
-        return [f[0].clone() if i in keep else None for i, f in enumerate(feats)]
-
-
-def _jitter(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, rng: np.random.Generator, light: bool = True):
-    """A random view of a pair for training: a crop of 60-100 % of the frame's side scaled back to its
-    size, mirrored half the time and, with ``light``, under another light (per-channel gains 0.8-1.2: a
-    color cast; brightness 0.35-1.15; gamma 0.7-1.4).  The mask follows the crop; its color does not matter."""
-    H, W = mask.shape
-    s = rng.uniform(0.6, 1.0)
-    ch, cw = max(8, round(H * s)), max(8, round(W * s))
-    y0, x0 = rng.integers(0, H - ch + 1), rng.integers(0, W - cw + 1)
-    crop = lambda a, interp: cv2.resize(a[y0:y0 + ch, x0:x0 + cw], (W, H), interpolation=interp)  # noqa: E731
-    inp, mask, known = crop(inp, cv2.INTER_LINEAR), crop(mask, cv2.INTER_LINEAR), crop(known, cv2.INTER_LINEAR)
-    if rng.random() < 0.5:
-        inp, mask, known = inp[:, ::-1], mask[:, ::-1], known[:, ::-1]
-    if not light:
-        return np.ascontiguousarray(inp), np.ascontiguousarray(mask), np.ascontiguousarray(known)
-    rgb = np.clip(inp.astype(np.float32) / 255.0 * rng.uniform(0.8, 1.2, 3), 0, 1) ** rng.uniform(0.7, 1.4)
-    rgb = np.clip(rgb * rng.uniform(0.35, 1.15) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return rgb, np.ascontiguousarray(mask), np.ascontiguousarray(known)
-
-
-def _subject(inp: np.ndarray, mask: np.ndarray, known: np.ndarray) -> tuple | None:
-    """A pair's subject for copy-paste views (:func:`_paste`): its pixels, its mask as alpha and its known
-    map cut to the box of the mask, and the frame's height; None when the subject is under 64 pixels."""
-    if (mask > 0.5).sum() < 64:
-        return None
-    on = mask > 0.02
-    ys, xs = np.nonzero(on)
-    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-    return inp[box], (mask * on)[box], known[box], mask.shape[0]
-
-
-def _paste(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, donor: tuple, rng: np.random.Generator):
-    """Copy-paste view: the donor pair's subject (:func:`_subject`), mirrored half the time and scaled to
-    50-110 % of its size relative to the frame's height, pasted at a random place onto this pair's frame;
-    the pasted pixels count as subject."""
-    d_inp, d_alpha, d_known, d_height = donor
-    H, W = mask.shape
-    bh, bw = d_alpha.shape
-    f = rng.uniform(0.5, 1.1) * H / d_height
-    f = min(f, 0.95 * H / bh, 0.95 * W / bw)
-    ph, pw = max(4, round(bh * f)), max(4, round(bw * f))
-    flip = rng.random() < 0.5
-    def cut(a):  # noqa: E306
-        c = cv2.resize(np.ascontiguousarray(a), (pw, ph), interpolation=cv2.INTER_AREA)
-        return c[:, ::-1] if flip else c
-    p_inp, alpha, p_known = cut(d_inp).astype(np.float32), cut(d_alpha), cut(d_known)
-    ty, tx = rng.integers(0, H - ph + 1), rng.integers(0, W - pw + 1)
-    inp, mask, known = inp.copy(), mask.copy(), known.copy()
-    sl = (slice(ty, ty + ph), slice(tx, tx + pw))
-    a3 = alpha[..., None]
-    inp[sl] = np.clip(inp[sl] * (1 - a3) + p_inp * a3 + 0.5, 0, 255).astype(np.uint8)
-    mask[sl] = mask[sl] * (1 - alpha) + alpha
-    known[sl] = known[sl] * (1 - alpha) + p_known * alpha
-    return inp, mask, known
-
-
-def _prepare(base, pairs, lut, long_side: int, keep: set[int], augment: int = 0, seed: int = 0,
-             light: bool = True, paste: int = 0) -> list[dict]:
-    """Cached backbone maps of each pair, its mirror image, ``augment`` random views (:func:`_jitter`)
-    and ``paste`` copy-paste views (:func:`_paste`: another pair's subject pasted onto it), with the
-    frame's a/b and the mask target at the head's stride.  With ``paste`` the pairs are read twice (first
-    for their subjects' cut-outs), so that no more than one whole pair is held at a time."""
-    from .colorize import working_size
-
-    def loaded():
-        for name, inp_p, tgt_p in pairs:
-            inp, tgt = load_pair(inp_p, tgt_p)
-            yield name, inp, *derive_mask(inp, tgt)
-
-    rng = np.random.default_rng(seed)
-    donors = [d for _, *pair in loaded() if (d := _subject(*pair)) is not None] if paste else []
-    out = []
-    for name, inp0, mask0, known0 in loaded():
-        w, h = working_size(inp0.shape[1], inp0.shape[0], long_side)
-        views = [(inp0, mask0, known0), (inp0[:, ::-1], mask0[:, ::-1], known0[:, ::-1])]
-        views += [_jitter(inp0, mask0, known0, rng, light) for _ in range(augment)]
-        if donors:
-            views += [_paste(inp0, mask0, known0, donors[rng.integers(len(donors))], rng) for _ in range(paste)]
-        for v, (inp, mask, known) in enumerate(views):
-            gray = cv2.resize(_gray_of(np.ascontiguousarray(inp)), (w, h), interpolation=cv2.INTER_AREA)
-            ms = cv2.resize(mask * known, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-            ks = cv2.resize(np.ascontiguousarray(known), (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-            ab = cv2.resize(rgb_to_lab(np.ascontiguousarray(inp))[..., 1:], (w // 4, h // 4),
-                            interpolation=cv2.INTER_AREA) / 100.0
-            out.append({
-                "name": name, "view": v, "feats": _features(base, gray, lut, keep),
-                "ab": torch.from_numpy(ab.transpose(2, 0, 1).copy()).float(),
-                "mask": torch.from_numpy(np.where(ks > 0, ms / np.maximum(ks, 1e-6), 0)).float(),
-                "known": torch.from_numpy(ks).float(),
-            })
-    return out
-
-
-def _hard_negatives(samples: list[dict], weight: float, bins: int = 16, reach: float = 0.64) -> None:
-    """Weight each sample's background pixels by how common their a/b is on the subject
-    (``known`` becomes ``known x (1 + weight x share)`` there, share in [0, 1] relative to the subject's
-    commonest color; a/b binned over +-``reach`` (Lab/100)): the look-alikes cost more when kept."""
-    edges = np.linspace(-reach, reach, bins + 1)
-
-    def bin_of(ab: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        a, b = ab.numpy()
-        return (np.clip(np.digitize(a, edges) - 1, 0, bins - 1), np.clip(np.digitize(b, edges) - 1, 0, bins - 1))
-
-    hist = np.zeros((bins, bins))
-    for s in samples:
-        on = ((s["mask"] > 0.5) & (s["known"] > 0.5)).numpy()
-        ia, ib = bin_of(s["ab"])
-        np.add.at(hist, (ia[on], ib[on]), 1)
-    if hist.max() == 0:
-        return
-    hist /= hist.max()
-    for s in samples:
-        ia, ib = bin_of(s["ab"])
-        share = torch.from_numpy(hist[ia, ib]).float()
-        s["weight"] = s["known"] * (1 + weight * share * (s["mask"] < 0.5))
-
-
-def _stack(samples: list[dict]) -> list[dict]:
-    """Samples grouped by size, stacked into batches (one head call per group)."""
-    groups: dict[tuple, list[dict]] = {}
-    for s in samples:
-        groups.setdefault(tuple(s["mask"].shape), []).append(s)
-    return [{"feats": [None if g[0]["feats"][i] is None else torch.stack([s["feats"][i] for s in g])
-                       for i in range(len(g[0]["feats"]))],
-             "ab": torch.stack([s["ab"] for s in g]), "mask": torch.stack([s["mask"] for s in g]),
-             "known": torch.stack([s["known"] for s in g]),
-             "weight": torch.stack([s.get("weight", s["known"]) for s in g])} for g in groups.values()]
-
-
-def _loss(head: MaskHead, b: dict) -> torch.Tensor:
-    """Summed over the batch's samples: weighted BCE over the known pixels + soft Dice of each."""
-    logit, t, k, wt = head(b["feats"], b["ab"]), b["mask"], b["known"], b["weight"]
-    bce = (TF.binary_cross_entropy_with_logits(logit, t, reduction="none") * wt).sum((1, 2)) / wt.sum((1, 2)).clamp(min=1)
-    p = torch.sigmoid(logit) * k
-    dice = 1 - (2 * (p * t).sum((1, 2)) + 1) / (p.sum((1, 2)) + (t * k).sum((1, 2)) + 1)
-    return (bce + dice).sum()
-
-
-def _iou(head: MaskHead, batches: list[dict]) -> float:
-    inter = union = 0.0
-    with torch.no_grad():
-        for b in batches:
-            pr = head(b["feats"], b["ab"]) > 0
-            t, k = b["mask"] > 0.5, b["known"] > 0.5
-            inter += float((pr & t & k).sum())
-            union += float(((pr | t) & k).sum())
-    return inter / union if union else 1.0
-
-
-def train_keepcolor(
-    pairs: Sequence[tuple[str, Path, Path]],
-    run_dir: str | os.PathLike,
-    *,
-    base: str | os.PathLike | None = None,
-    config: HeadConfig | None = None,
-    epochs: int | None = None,
-    patience: int = 10,
-    lr: float = 2e-3,
-    tune_lr: float = 1e-4,
-    batch_size: int = 8,
-    augment: int = 0,
-    augment_light: bool = True,
-    paste: int = PASTE,
-    hard_negatives: float = 0.0,
-    val_fraction: float = 0.0,
-    seed: int = 0,
-    progress: Callable[[dict], None] | None = None,
-    base_model=None,
-) -> dict:
-    """Train the mask head on ``pairs`` (backbone of ``base``, default the shipped weights).
-
-    By default every pair trains, for ``epochs`` (default :data:`EPOCHS`) epochs, and
-    ``RUN/best.safetensors`` is the last epoch's head.  With ``val_fraction`` every
-    ``1/val_fraction``-th pair (at least one) is held out for early stopping on mask IoU
-    (``epochs`` at most, default :data:`EARLY_STOP_EPOCHS`), and the checkpoint is the best
-    epoch's head.  The checkpoint holds the base's tensors and the record (pairs, epochs, val IoU).  With
-    ``config.tune_from`` (default :data:`TUNE_FROM`) the head's copy of the
-    backbone's last blocks learns at ``tune_lr``.  ``augment``: random views per
-    training pair beside the pair and its mirror image (:func:`_jitter`;
-    ``augment_light=False``: crops and mirrors only); ``paste``: copy-paste views per training pair
-    (:func:`_paste`; 0: none); ``hard_negatives``: extra
-    weight of background pixels colored like the subject (:func:`_hard_negatives`).
-    ``base_model`` (a ``ResidualColorizer``) replaces ``base`` for tests.  Returns the record.
-    """
-    from .colorize import DEFAULT_WEIGHTS
-    from .finetune import base_model_info
-    from .model import WeightsError, load_model
-
-    t0 = time.perf_counter()
-    emit = progress or (lambda ev: None)
-    if val_fraction > 0 and len(pairs) < 2:
-        raise ValueError(f"need at least 2 pairs (one is held out for early stopping), got {len(pairs)}")
-    if not pairs:
-        raise ValueError("no pairs to train on")
-    if epochs is None:
-        epochs = EARLY_STOP_EPOCHS if val_fraction > 0 else EPOCHS
-    if epochs < 1 or patience < 1 or batch_size < 1 or augment < 0 or paste < 0 or hard_negatives < 0:
-        raise ValueError("--epochs, --patience and --batch-size must be at least 1, --augment, --paste and "
-                         "--hard-negatives at least 0")
-    if base_model is None:
-        base_path = Path(base) if base else DEFAULT_WEIGHTS
-        if not base_path.is_file():
-            raise WeightsError(f"base model not found: {base_path} (pass --base)")
-        base_model = load_model(base_path)
-        base_rec = base_model_info(base_path)
-    else:
-        base_rec = {"path": "(in memory)", "sha256": ""}
-    base_model.eval()
-    cfg = config or HeadConfig(tune_from=TUNE_FROM)
-    torch.manual_seed(seed)
-    head = MaskHead(cfg, base_model.backbone.channels, base_model.backbone)
-    first = head._first if head.tuned is not None else len(base_model.backbone.channels)
-    keep = {i for i in cfg.taps if i < first} | ({first - 1} if head.tuned is not None else set())
-    lut = _lut("cpu")
-    if val_fraction > 0:
-        step = max(2, round(1 / val_fraction))
-        val_names = {p[0] for i, p in enumerate(pairs) if i % step == step - 1} or {pairs[-1][0]}
-    else:  # no held-out pairs: all of them train, for ``epochs`` epochs (the last one is kept)
-        val_names = set()
-    long_side = base_model.cfg.working_long_side
-    train_s = _prepare(base_model, [p for p in pairs if p[0] not in val_names], lut, long_side, keep, augment, seed,
-                       augment_light, paste)
-    val_s = [s for s in _prepare(base_model, [p for p in pairs if p[0] in val_names], lut, long_side, keep)
-             if s["view"] == 0]
-    if hard_negatives:
-        _hard_negatives(train_s, hard_negatives)
-    val_b = _stack(val_s) if val_s else []
-    n_train = len(pairs) - len(val_names)
-    emit({"stage": "features", "train": n_train, "val": len(val_s), "seconds": time.perf_counter() - t0})
-    tuned = list(head.tuned.parameters()) if head.tuned is not None else []
-    rest = [p for n, p in head.named_parameters() if not n.startswith("tuned.")]
-    opt = torch.optim.AdamW([{"params": rest, "lr": lr}] + ([{"params": tuned, "lr": tune_lr}] if tuned else []),
-                            lr=lr, weight_decay=1e-4)
-    rng = np.random.default_rng(seed)
-    best, best_state, best_epoch, history = -1.0, None, 0, []
-    for epoch in range(1, epochs + 1):
-        head.train()
-        order = rng.permutation(len(train_s))
-        total = 0.0
-        for i in range(0, len(order), batch_size):
-            opt.zero_grad()
-            chunk = [train_s[j] for j in order[i:i + batch_size]]
-            loss = sum(_loss(head, b) for b in _stack(chunk))
-            (loss / len(chunk)).backward()
-            opt.step()
-            total += float(loss.detach())
-        head.eval()
-        iou = _iou(head, val_b) if val_b else None
-        history.append({"epoch": epoch, "loss": total / len(order), "val_iou": iou})
-        emit({"stage": "train", **history[-1]})
-        if not val_b or iou > best:
-            best, best_epoch = iou, epoch
-            best_state = {k: v.clone() for k, v in head.state_dict().items()}
-        elif epoch - best_epoch >= patience:
-            break
-    head.load_state_dict(best_state)
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    record = {
-        "command": "select train", "base_model": base_rec, "pairs": len(pairs), "train_pairs": n_train,
-        "val_pairs": sorted(val_names), "best_epoch": best_epoch, "epochs_run": len(history), "val_iou": best if val_b else None,
-        "stopped_early": len(history) < epochs, "seconds": round(time.perf_counter() - t0, 1),
-        "lr": lr, "seed": seed, "augment": augment, "augment_light": augment_light, "paste": paste,
-        "hard_negatives": hard_negatives,
-        **({"tune_lr": tune_lr} if tuned else {}),
-    }
-    _save(run / "best.safetensors", base_model, head, record)
-    with open(run / "history.jsonl", "w") as f:
-        f.writelines(json.dumps(h) + "\n" for h in history)
-    return {**record, "best": str(run / "best.safetensors")}
 
 
 # ----------------------------------------------------------------------------- measures

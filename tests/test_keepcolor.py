@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from animecolor import keepcolor as K
+from animecolor import keepcolor_train as KT
 from animecolor.cli import main
 from animecolor.model import ModelConfig, ResidualColorizer, WeightsError
 from conftest import write_rgb_clip
@@ -58,7 +59,7 @@ def trained(tmp_path_factory):
         write_pair(root / "train", f"p{i:02d}", i)
     for i in range(6):
         write_pair(root / "test", f"t{i:02d}", 100 + i)
-    rec = K.train_keepcolor(K.find_pairs([root / "train"]), root / "run", base_model=tiny_random_base(),
+    rec = KT.train_keepcolor(K.find_pairs([root / "train"]), root / "run", base_model=tiny_random_base(),
                             epochs=25, patience=25, val_fraction=0.2)
     return root, rec
 
@@ -258,11 +259,11 @@ def test_training_views_and_hard_negatives():
     img, mask = scene(4, 96, 72)
     rng = np.random.default_rng(0)
     for _ in range(4):
-        v, m, k = K._jitter(img, mask, np.ones_like(mask), rng)
+        v, m, k = KT._jitter(img, mask, np.ones_like(mask), rng)
         a = K.rgb_to_lab(v)[..., 1]
         assert v.shape == img.shape and m.shape == mask.shape
         assert a[m > 0.9].mean() > a[m < 0.1].mean() + 20  # the red disk is still where the mask says
-    v, m, _ = K._jitter(img, mask, np.ones_like(mask), rng, light=False)  # crops and mirrors only
+    v, m, _ = KT._jitter(img, mask, np.ones_like(mask), rng, light=False)  # crops and mirrors only
     assert set(map(tuple, v[m > 0.99].reshape(-1, 3))) == {(220, 40, 40)}  # the subject's own color, untouched
     torch = pytest.importorskip("torch")
     ab = torch.zeros(2, 4, 4)
@@ -272,7 +273,7 @@ def test_training_views_and_hard_negatives():
     msk[:2, :2] = 1
     ab[0, 3, 3] = 0.5  # a look-alike in the background
     s = {"ab": ab, "mask": msk, "known": torch.ones(4, 4)}
-    K._hard_negatives([s], 4.0)
+    KT._hard_negatives([s], 4.0)
     assert s["weight"][3, 3] == pytest.approx(5.0) and s["weight"][0, 3] == 1 and s["weight"][0, 0] == 1
 
 
@@ -284,7 +285,7 @@ def test_copy_paste_view_pastes_the_donors_subject_as_subject():
     rng = np.random.default_rng(0)
     for own in (np.zeros_like(mask), mask):  # a frame without its own subject, then with it
         for _ in range(6):
-            v, m, k = K._paste(img, own, np.ones_like(own), K._subject(d_img, d_mask, np.ones_like(d_mask)), rng)
+            v, m, k = KT._paste(img, own, np.ones_like(own), KT._subject(d_img, d_mask, np.ones_like(d_mask)), rng)
             assert v.shape == img.shape and m.shape == mask.shape and k.min() >= 0.99
             assert (m >= own - 1e-6).all()  # nothing of the frame's own subject is lost
             off = m < 0.01
@@ -302,7 +303,7 @@ def test_fine_tuned_blocks_travel_in_the_checkpoint(trained, tmp_path):
     from safetensors.torch import load_file, save_file
 
     root, _ = trained
-    rec = K.train_keepcolor(K.find_pairs([root / "train"]), tmp_path / "t", base_model=tiny_random_base(),
+    rec = KT.train_keepcolor(K.find_pairs([root / "train"]), tmp_path / "t", base_model=tiny_random_base(),
                             config=K.HeadConfig(tune_from=16), epochs=3, augment=1, hard_negatives=2.0)
     # the default: no pair held out, every epoch run, the last one kept
     assert (rec["train_pairs"], rec["val_pairs"], rec["val_iou"], rec["epochs_run"], rec["best_epoch"]) == (10, [], None, 3, 3)
@@ -334,7 +335,7 @@ def test_onnx_runtime_gives_pytorchs_mask_and_colors(trained, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     root, _ = trained
-    K.train_keepcolor(K.find_pairs([root / "train"]), tmp_path / "t", base_model=tiny_random_base(),
+    KT.train_keepcolor(K.find_pairs([root / "train"]), tmp_path / "t", base_model=tiny_random_base(),
                       config=K.HeadConfig(tune_from=16), epochs=2)
     for path in (root / "run" / "best.safetensors", tmp_path / "t" / "best.safetensors"):
         ref = K.load_keepcolor(path, runtime="torch")

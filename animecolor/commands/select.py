@@ -41,7 +41,7 @@ def keep_colorizer(args, device: str | None):
 
 
 def register(subparsers) -> None:
-    from ..keepcolor import EARLY_STOP_EPOCHS, EPOCHS, PASTE, TUNE_FROM
+    from ..keepcolor_train import EARLY_STOP_EPOCHS, EPOCHS, PASTE, TUNE_FROM
 
     p = subparsers.add_parser(
         "select",
@@ -89,7 +89,8 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..keepcolor import HeadConfig, find_pairs, train_keepcolor
+    from ..keepcolor import HeadConfig, find_pairs
+    from ..keepcolor_train import train_keepcolor
 
     pairs = sorted(find_pairs(args.pairs))
     if args.max_pairs is not None:
