@@ -238,7 +238,8 @@ def grabcut_refine(rgb: np.ndarray, prob: np.ndarray, sure: float = GRABCUT_SURE
     Probable subject where ``prob`` > 0.5, probable background elsewhere, sure subject above ``sure``
     and sure background below ``1 - sure``; GrabCut's color models (one Gaussian mixture each) and
     its graph cut then move the edge to where the frame's own colors change.  A mask with under 20
-    pixels on either side is only thresholded (GrabCut needs both models).
+    pixels on either side is only thresholded (GrabCut needs both models).  Deterministic: OpenCV's
+    random generator is reseeded for each call.
     """
     gc = np.where(prob > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     gc[prob > sure] = cv2.GC_FGD
@@ -247,6 +248,8 @@ def grabcut_refine(rgb: np.ndarray, prob: np.ndarray, sure: float = GRABCUT_SURE
     if fg.sum() < 20 or (~fg).sum() < 20:
         return fg.astype(np.float32)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut seeds its color models by k-means from OpenCV's (thread's) global RNG: the same
+    # frame then gives the same mask whatever ran before it (a preview, a segment of `batch --segments`)
     cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
     return ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.float32)
 
