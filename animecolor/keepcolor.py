@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as TF
 from torch import nn
 
-from .color import gray_to_L, rgb_to_lab, y_to_gray
+from .color import gray_to_L, lab_to_rgb, rgb_to_lab, y_to_gray
 from .frames import rgb_to_y
 from .model.net import JsonConfig
 
@@ -378,8 +378,6 @@ class KeepColorizer:
         ab, m = self.predict(gray, src_ab)
         if self.refine == "none":
             return ab, list(m)
-        from .color import lab_to_rgb
-
         out = []
         for g, mi, ai, c in zip(gray, m, ab, src):
             if c is None:  # the colorizer's colors
