@@ -17,7 +17,10 @@ validation shots (SE01_SH06, SE03_SH08 with Koro; SE01_SH05, SE03_SH05 without)
 kept apart for choosing settings, test shots all from SE02.  Frames without Koro
 (``"box": null``) give an all-gray target: things the mask must leave out, such
 as the orange water crane and the wooden sleepers; ``--no-empty-shots`` leaves
-out the shots without Koro.
+out the shots without Koro.  Split ``user`` (not made by default: ``--split user``)
+holds four Koro-free frames of the mine shot SE02_SH09, no test shot: the few
+frames of a scene a user would add after seeing the mask keep the mine's wood
+(docs/keepcolor.md, "Adding frames of the scene").
 Within a split the pairs are named ``RANK_SHOT_fFRAME``
 with the rank going round the shots, so "the first 10 / 30" pairs (``select
 train --max-pairs N``) are nested and span the shots.
