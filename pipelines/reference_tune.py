@@ -16,7 +16,7 @@ another scene).  Caminandes 3 and the held-out clips are the keyframe test.
     python pipelines/reference_tune.py shots --drift 0 0.3 0.5 0.7 --drift-every 0 --every 4.4   # frames to paint (shots --drift)
     python pipelines/reference_tune.py shots --drift 0.5 --drift-every 8 --every 3.9
 
-Scores: mean CIEDE2000 and colorfulness ratio at 320 px, no temporal smoother.
+Scores: mean CIEDE2000 and colorfulness ratio at 320 px, no temporal smoother (keyframe: ``--temporal`` adds one).
 """
 from __future__ import annotations
 
@@ -135,7 +135,22 @@ def keyframe_val_paths(data: Path, include_bbb: bool = True, popeye: bool = True
     return paths
 
 
-def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True, props=({},), feed=0, popeye=False, adapt=(0,)):
+def smoothed(ab: np.ndarray, gray: np.ndarray, name: str | None) -> np.ndarray:
+    """One shot's a/b after the temporal smoother ``name`` (as ``episode --temporal``; None: as it is)."""
+    if not name:
+        return ab
+    from animecolor.temporal import make_smoother
+
+    sm = make_smoother(name)
+    g_ab = np.stack([fr.ab_gray_size(g, ab.shape[1:3]) for g in gray])
+    out = [sm.process(g_ab[i : i + 16], ab[i : i + 16]) for i in range(0, len(ab), 16)] + [sm.flush()]
+    out = np.concatenate([o for o in out if len(o)])
+    assert len(out) == len(ab), (len(out), len(ab))
+    return out
+
+
+def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True, props=({},), feed=0, popeye=False, adapt=(0,),
+                 temporal=(None,)):
     paths = keyframe_val_paths(data, include_bbb, popeye)
     shots = [(p.name[:12].replace("pgs_T0", "popeye"), kf, fs) for p in paths for kf, fs in shots_of(p, feed=feed)]
     every = 3 // feed if feed else 1  # every-th colorizer output is scored (the same frames as without feed)
@@ -169,14 +184,15 @@ def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True
         return np.concatenate([base(g[i : i + 8]) for i in range(0, len(g), 8)])
 
     if baselines:
-        print("default model", total(model), flush=True)
+        for name in temporal:
+            print("default model", "temporal", name, total(lambda kf, fs: smoothed(model(kf, fs), gray_of(fs)[1], name)), flush=True)
         print("copy keyframe", total(lambda kf, fs: np.stack([R.copy_keyframe_chroma(kf, gray_of(fs)[0], 2)] * len(fs))), flush=True)
     for steps in adapt:
         for kw in grid:
             p = params_of(kw, R.KEYFRAME_PARAMS)
             for rpath in refiners or [None]:
                 refiner = None if rpath is None else load_refiner(rpath)
-                for prop in props:
+                for prop, name in [(a, b) for a in props for b in temporal]:
                     pp = None if prop is None else PropagateParams(**prop)
 
                     def run(kf, fs):
@@ -184,11 +200,11 @@ def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True
                         col = R.KeyframeColorizer(base, [R.Keyframe(cv2.resize(kf, size, interpolation=cv2.INTER_AREA), 0.0)], params=p,
                                                   refiner=refiner, propagate=pp, adapt_steps=steps)
                         times = np.arange(1, len(g) + 1) / 30.0  # the keyframe is at 0, then the frames in order
-                        return np.concatenate([col(g[i : i + 16], times[i : i + 16]) for i in range(0, len(g), 16)])
+                        return smoothed(np.concatenate([col(g[i : i + 16], times[i : i + 16]) for i in range(0, len(g), 16)]), g, name)
 
                     t0 = time.perf_counter()
                     res = total(run)
-                    print("keyframe adapt", steps, kw, "refiner", rpath, "propagate", prop, res,
+                    print("keyframe adapt", steps, kw, "refiner", rpath, "propagate", prop, "temporal", name, res,
                           f"{time.perf_counter() - t0:.0f} s", flush=True)
 
 
@@ -252,6 +268,9 @@ def main() -> int:
     ap.add_argument("--adapt", type=int, nargs="+", default=[0],
                     help="steps of fine-tuning the model on the references (keyframe: on each shot's keyframe) first "
                          "(0: the matching alone; reference mode's default is animecolor.adapt.ADAPT_STEPS)")
+    ap.add_argument("--temporal", nargs="+", default=["none"], metavar="NAME",
+                    help="keyframe: temporal smoothers to try on each shot's output ('none': as it is, the default; "
+                         "flow2 is episode's default; use with --feed 1)")
     ap.add_argument("--grid", default="[{}]", help="JSON list of MatchParams overrides (default settings: {})")
     ap.add_argument("--propagate", default="[{}]",
                     help="keyframe: JSON list of PropagateParams overrides ({} = the shipped defaults, the default; null = no flow propagation)")
@@ -272,7 +291,7 @@ def main() -> int:
         run_shots(base, args.data, args.drift, args.every, args.drift_every)
     else:
         run_keyframe(base, args.data, grid, not args.no_bbb, refs, not args.no_baselines, json.loads(args.propagate), args.feed,
-                     args.popeye, args.adapt)
+                     args.popeye, args.adapt, [None if t == "none" else t for t in args.temporal])
     return 0
 
 
