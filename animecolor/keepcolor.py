@@ -457,6 +457,15 @@ class KeepColorizer:
         keep = lambda c: np.clip(128.0 + (c.astype(np.float32) - 128.0) * m + 0.5, 0, 255).astype(np.uint8)  # noqa: E731
         return keep(u), keep(v)
 
+    def image_mask(self, rgb: np.ndarray, bw: bool = False) -> np.ndarray:
+        """One color image (uint8 RGB) -> its mask at the image's size, unsmoothed: the head (and GrabCut) see
+        the image's own colors or, with ``bw``, the colorizer's (as on a B&W video)."""
+        w, h = self.working_size(rgb.shape[1], rgb.shape[0])
+        gray = _gray_of(rgb)
+        src = None if bw else [cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)]
+        _, (m,) = self.masks(cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)[None], src)
+        return self.full_mask(m, gray)
+
     def full_mask(self, mask: np.ndarray, gray: np.ndarray) -> np.ndarray:
         """A mask of :meth:`masks` at ``gray``'s size (uint8 full-range gray as guide)."""
         scale = gray.shape[1] / (mask.shape[1] * self.mask_stride)
@@ -569,11 +578,7 @@ def pair_scores(col: KeepColorizer, pairs: Sequence[tuple[str, Path, Path]], bw:
     for _, ip, tp in pairs:
         inp, tgt = load_pair(ip, tp)
         mask, known = derive_mask(inp, tgt)
-        w, h = col.working_size(inp.shape[1], inp.shape[0])
-        full_gray = _gray_of(inp)
-        src = None if bw else [cv2.resize(inp, (w, h), interpolation=cv2.INTER_AREA)]
-        _, m = col.masks(cv2.resize(full_gray, (w, h), interpolation=cv2.INTER_AREA)[None], src)
-        pm = col.full_mask(m[0], full_gray)
+        pm = col.image_mask(inp, bw)
         i, u = mask_iou(pm, mask, known)
         inter, union = inter + i, union + u
         for key, out in (("model", apply_mask_rgb(inp, pm)), ("gray", apply_mask_rgb(inp, np.zeros_like(pm))),

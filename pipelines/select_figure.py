@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from animecolor.keepcolor import _gray_of, apply_mask_rgb, find_pairs, load_keepcolor, load_pair
+from animecolor.keepcolor import apply_mask_rgb, find_pairs, load_keepcolor, load_pair
 
 
 def main(argv=None) -> int:
@@ -29,12 +29,8 @@ def main(argv=None) -> int:
     for i in args.index:
         name, ip, tp = pairs[i]
         inp, tgt = load_pair(ip, tp)
-        H, W = inp.shape[:2]
-        w, h = col.working_size(W, H)
-        g = _gray_of(inp)
-        src = cv2.resize(inp, (w, h), interpolation=cv2.INTER_AREA)
-        _, m = col.masks(cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA)[None], [src])
-        out = apply_mask_rgb(inp, col.full_mask(m[0], g))
+        H = inp.shape[0]
+        out = apply_mask_rgb(inp, col.image_mask(inp))
         row = np.hstack([inp, np.full((H, 4, 3), 255, np.uint8), tgt, np.full((H, 4, 3), 255, np.uint8), out])
         s = args.height / H
         rows.append(cv2.resize(row, (round(row.shape[1] * s), args.height), interpolation=cv2.INTER_AREA))
