@@ -41,7 +41,7 @@ from .model.net import JsonConfig
 __all__ = [
     "FORMAT", "MIN_CHROMA", "HeadConfig", "MaskHead", "find_pairs", "load_pair", "derive_mask", "guided_upsample",
     "grabcut_refine", "REFINES", "MaskSmoother", "KeepColorizer", "load_keepcolor", "apply_mask_rgb", "pair_scores",
-    "hist_similarity", "mask_iou", "mask_flicker", "neutral_source",
+    "hist_similarity", "mask_iou", "mask_flicker", "neutral_source", "FEATURES", "rgb_input",
 ]
 
 FORMAT = "animecolor-keepcolor/1"
@@ -55,6 +55,9 @@ REFINES = ("grabcut", "none")
 #: the rest probable either way; and its iterations (both chosen with the post-step, docs/keepcolor.md)
 GRABCUT_SURE = 0.999
 GRABCUT_ITERS = 1
+#: what the head's features see (HeadConfig.features): "colorizer", the colorizer's backbone on the frame's
+#: lightness; "rgb", an EfficientNet-Lite0 with ImageNet weights (held by the head) on the frame's colors
+FEATURES = ("colorizer", "rgb")
 AB_SCALE = 4.0  # a/b reach the head as Lab/100; x4: Lab/25, about unit scale
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -137,6 +140,10 @@ class HeadConfig(JsonConfig):
     # (16: the stride-16 and -32 stages; 32: the stride-32 stage), run on the frozen backbone's map at the
     # stride before; 0: the backbone is frozen, its maps used as they are
     tune_from: int = 0
+    # which maps the head reads (FEATURES): "colorizer" (the colorizer's backbone on the frame's lightness: what a
+    # checkpoint without the key means) or "rgb" (the head's own frozen copy of an ImageNet EfficientNet-Lite0's first
+    # blocks on the frame's colors: the source's, or on a B&W video the colorizer's)
+    features: str = "colorizer"
 
 
 class MaskHead(nn.Module):
@@ -144,18 +151,26 @@ class MaskHead(nn.Module):
 
     With ``cfg.tune_from`` the head holds a copy of the backbone's blocks from that
     stride on (``tuned``; initialised from ``backbone`` when given, else to be loaded)
-    and recomputes the coarser maps with them.
+    and recomputes the coarser maps with them.  With ``cfg.features == "rgb"`` the head
+    also holds the frozen blocks before them (``rgb``, from ``backbone``: a 3-channel
+    EfficientNet-Lite0) and its maps come from :meth:`rgb_maps` of the frame's colors.
     """
 
     def __init__(self, cfg: HeadConfig, channels: Sequence[int], backbone: nn.Module | None = None):
+        import copy
+
+        from .model.backbone import EfficientNetLite0
+
         super().__init__()
         self.cfg = cfg
-        self.tuned = None
+        self.tuned = self.rgb = None
+        if cfg.features not in FEATURES:
+            raise ValueError(f"mask head features must be one of {', '.join(FEATURES)}, got {cfg.features!r}")
+        if cfg.features == "rgb":
+            backbone = backbone if backbone is not None else EfficientNetLite0(in_channels=3)
+            if not isinstance(backbone, EfficientNetLite0) or backbone._conv_stem.in_channels != 3:
+                raise ValueError("rgb features need a 3-channel EfficientNet-Lite0")
         if cfg.tune_from:
-            import copy
-
-            from .model.backbone import EfficientNetLite0
-
             strides = list(EfficientNetLite0.strides)
             if cfg.tune_from not in strides[1:] or (backbone is not None and not isinstance(backbone, EfficientNetLite0)):
                 raise ValueError(f"fine-tuning needs an EfficientNet-Lite0 backbone and tune_from in {strides[1:]}, "
@@ -165,6 +180,11 @@ class MaskHead(nn.Module):
             self._taps = [t - start for t in EfficientNetLite0._taps[self._first:]]
             src = backbone if backbone is not None else EfficientNetLite0()
             self.tuned = nn.ModuleList(copy.deepcopy(list(src._blocks)[start:]))
+        if cfg.features == "rgb":  # the frozen blocks up to the last map the head reads from them
+            self._rgb_maps = self._first if self.tuned is not None else max(cfg.taps) + 1
+            self.rgb = copy.deepcopy(backbone)
+            self.rgb._blocks = nn.ModuleList(list(self.rgb._blocks)[:EfficientNetLite0._taps[self._rgb_maps - 1] + 1])
+            self.rgb.requires_grad_(False)
         self.proj = nn.ModuleList([nn.Sequential(nn.Conv2d(channels[i], cfg.width, 1), nn.ReLU()) for i in cfg.taps])
         # the frame's a/b gets a 3x3 projection of its own, as wide as a feature scale's: fed in raw
         # (2 channels of ~0.1-0.5 among 128 of features), the head learned to ignore it
@@ -195,11 +215,22 @@ class MaskHead(nn.Module):
             ys.append(self.ab_proj(ab * AB_SCALE))
         return self.fuse(torch.cat(ys, 1))[:, 0]
 
+    def rgb_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The ``rgb`` blocks' maps of ``x`` (:func:`rgb_input`), for :meth:`forward`."""
+        return self.rgb.features_until(x, self._rgb_maps)
+
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.tuned is not None:  # the copied blocks keep the backbone's batch-norm statistics
-            self.tuned.eval()
+        for frozen in (self.tuned, self.rgb):  # the copied blocks keep the backbone's batch-norm statistics
+            if frozen is not None:
+                frozen.eval()
         return self
+
+
+def rgb_input(rgb: np.ndarray | Sequence[np.ndarray], device="cpu") -> torch.Tensor:
+    """uint8 RGB ``(N, h, w, 3)`` -> ``(N, 3, h, w)`` in [-1, 1], the ImageNet EfficientNet-Lite0's input."""
+    x = torch.from_numpy(np.ascontiguousarray(np.stack(list(rgb)) if not isinstance(rgb, np.ndarray) else rgb))
+    return x.to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 def _lut(device) -> torch.Tensor:
@@ -337,11 +368,14 @@ class KeepColorizer:
 
         return working_size(width, height, self.model.cfg.working_long_side)
 
-    def predict(self, gray: np.ndarray, src_ab: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, gray: np.ndarray, src_ab: np.ndarray | None = None,
+                src_rgb: Sequence[np.ndarray | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """uint8 ``(N, h, w)`` -> (a/b ``(N, h/2, w/2, 2)``, raw mask probabilities ``(N, h/4, w/4)``).
 
         ``src_ab``: the frames' own Lab a/b ``(N, h/4, w/4, 2)`` (color source; NaN for a frame
-        without one); without it the head sees the colorizer's a/b.
+        without one); without it the head sees the colorizer's a/b.  ``src_rgb``: the frames' own
+        colors (uint8 ``(h, w, 3)``, ``None`` for a frame without), which a head on RGB features
+        reads (the colorizer's colors where there are none).
         """
         if self.session is not None:
             n, h, w = gray.shape
@@ -353,20 +387,34 @@ class KeepColorizer:
             x = self._lut[torch.from_numpy(np.ascontiguousarray(gray)).to(self.device).long()].unsqueeze(1)
             out, feats, _ = self.model.forward_maps(x)
             ab_t = self.model.decode(out).float()
+            ab = ab_t.permute(0, 2, 3, 1).cpu().numpy()
+            if self.cfg.features == "rgb":
+                feats = self.head.rgb_maps(rgb_input(self.colors(gray, ab, src_rgb), self.device))
             hab = TF.interpolate(ab_t, size=feats[self.cfg.taps[0]].shape[-2:], mode="area")
             if src_ab is not None:  # frames without a source (NaN) keep the colorizer's a/b
                 src = torch.from_numpy(np.ascontiguousarray(src_ab)).to(self.device).permute(0, 3, 1, 2).float()
                 hab = torch.where(torch.isnan(src), hab, src)
             m = torch.sigmoid(self.head(feats, hab / 100.0)).float().cpu().numpy()
-            ab = ab_t.permute(0, 2, 3, 1).cpu().numpy()
         return ab, m
+
+    @staticmethod
+    def colors(gray: np.ndarray, ab: np.ndarray, src_rgb: Sequence[np.ndarray | None] | None = None) -> list:
+        """Each frame's colors at the working size: its own (``src_rgb``) or, where it has none, the
+        colorizer's (``ab`` of :meth:`predict` on the frame's lightness), uint8 RGB."""
+        src = list(src_rgb) if src_rgb is not None else [None] * len(gray)
+        h, w = gray.shape[1:]
+        return [c if c is not None else
+                (lab_to_rgb(np.dstack([gray_to_L(g), cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)]))
+                 * 255.0 + 0.5).astype(np.uint8)
+                for g, a, c in zip(gray, ab, src)]
 
     def masks(self, gray: np.ndarray, src_rgb: Sequence[np.ndarray | None] | None = None) -> tuple[np.ndarray, list]:
         """uint8 ``(N, h, w)`` at the working size -> (a/b as :meth:`predict`, one mask per frame at
         the working size / :attr:`mask_stride`, refined as ``refine`` says).
 
         ``src_rgb``: each frame's own colors, uint8 ``(h, w, 3)`` (``None`` for a frame without):
-        the head sees their a/b and GrabCut their colors; without, both see the colorizer's.
+        the head sees them (their a/b, or with RGB features their colors) and GrabCut their colors;
+        without, all see the colorizer's.
         """
         n, h, w = gray.shape
         src = list(src_rgb) if src_rgb is not None else [None] * n
@@ -375,16 +423,11 @@ class KeepColorizer:
             src_ab = np.stack([np.full((h // 4, w // 4, 2), np.nan, np.float32) if c is None else
                                cv2.resize(rgb_to_lab(c)[..., 1:], (w // 4, h // 4), interpolation=cv2.INTER_AREA)
                                for c in src])
-        ab, m = self.predict(gray, src_ab)
+        ab, m = self.predict(gray, src_ab, src)
         if self.refine == "none":
             return ab, list(m)
-        out = []
-        for g, mi, ai, c in zip(gray, m, ab, src):
-            if c is None:  # the colorizer's colors
-                ai = cv2.resize(ai, (w, h), interpolation=cv2.INTER_LINEAR)
-                c = (lab_to_rgb(np.dstack([gray_to_L(g), ai])) * 255.0 + 0.5).astype(np.uint8)
-            out.append(grabcut_refine(c, guided_upsample(mi, g, self.cfg.guide_radius, self.cfg.guide_eps)))
-        return ab, out
+        return ab, [grabcut_refine(c, guided_upsample(mi, g, self.cfg.guide_radius, self.cfg.guide_eps))
+                    for g, mi, c in zip(gray, m, self.colors(gray, ab, src))]
 
     def take_source(self, ys: Sequence[np.ndarray], uvs: Sequence | None, full_range: bool = False) -> None:
         """The next batch's source planes (luma and, when read, chroma); call before the colorizer.
@@ -511,8 +554,11 @@ def _maybe_onnx(col: KeepColorizer, path: Path, runtime: str) -> None:
     if runtime not in rt.RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(rt.RUNTIMES)}, got {runtime!r}")
     if runtime == "torch" or (runtime == "auto" and (col.device.type != "cpu" or not rt.onnx_available()
-                                                    or not rt.can_export())):
+                                                    or not rt.can_export() or col.cfg.features != "colorizer")):
         return
+    if col.cfg.features != "colorizer":
+        raise ValueError(f"--runtime onnx runs keep-color heads on the colorizer's features only, this one reads "
+                         f"{col.cfg.features} features; use --runtime torch")
     if col.device.type != "cpu":
         raise ValueError(f"--runtime onnx runs on the CPU only; use --runtime torch on {col.device}")
     if not rt.onnx_available():

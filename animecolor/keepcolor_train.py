@@ -20,13 +20,17 @@ import torch
 import torch.nn.functional as TF
 
 from .color import rgb_to_lab
-from .keepcolor import FORMAT, HeadConfig, MaskHead, _gray_of, _lut, derive_mask, load_pair
+from .keepcolor import FORMAT, HeadConfig, KeepColorizer, MaskHead, _gray_of, _lut, derive_mask, load_pair, rgb_input
 
-__all__ = ["TUNE_FROM", "PASTE", "EPOCHS", "EARLY_STOP_EPOCHS", "train_keepcolor"]
+__all__ = ["TUNE_FROM", "FEATURE_SOURCE", "PASTE", "EPOCHS", "EARLY_STOP_EPOCHS", "train_keepcolor"]
 
 #: ``select train``'s fine-tuning default (HeadConfig.tune_from): chosen on the Koro val shots, docs/keepcolor.md.
 #: HeadConfig's own default stays 0, what a checkpoint written before the option means.
 TUNE_FROM = 16
+#: ``select train``'s feature source (HeadConfig.features): "rgb", chosen across Caminandes sequences
+#: (pipelines/select_features.py), on the Koro val shots and on held-out clip-art training pairs, docs/keepcolor.md.
+#: HeadConfig's own default stays "colorizer", what a checkpoint written before the option means.
+FEATURE_SOURCE = "rgb"
 #: copy-paste views per training pair (another pair's subject pasted onto it): chosen on the Koro val shots and
 #: held-out clip-art training pairs, docs/keepcolor.md.
 PASTE = 4
@@ -51,12 +55,9 @@ def _save(path: Path, base, head: MaskHead, info: dict) -> None:
 
 # ----------------------------------------------------------------------------- training
 
-def _features(base, gray: np.ndarray, lut: torch.Tensor, keep: set[int]) -> list[torch.Tensor | None]:
-    """The backbone's maps of one gray frame (only those in ``keep``, the others ``None``)."""
-    with torch.no_grad():
-        x = lut[torch.from_numpy(np.ascontiguousarray(gray)).long()][None, None]
-        feats = base.backbone.features_until(x, max(keep) + 1)
-        return [f[0].clone() if i in keep else None for i, f in enumerate(feats)]
+def _maps(feats: Sequence[torch.Tensor], keep: set[int]) -> list[torch.Tensor | None]:
+    """One frame's maps (batch of one) as cached: only those in ``keep``, the others ``None``."""
+    return [f[0].clone() if i in keep else None for i, f in enumerate(feats)]
 
 
 def _jitter(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, rng: np.random.Generator, light: bool = True):
@@ -114,11 +115,14 @@ def _paste(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, donor: tuple, r
     return inp, mask, known
 
 
-def _prepare(base, pairs, lut, long_side: int, keep: set[int], augment: int = 0, seed: int = 0,
-             light: bool = True, paste: int = 0) -> list[dict]:
-    """Cached backbone maps of each pair, its mirror image, ``augment`` random views (:func:`_jitter`)
+def _prepare(encode: Callable[[np.ndarray, np.ndarray], list], pairs, long_side: int, augment: int = 0,
+             seed: int = 0, light: bool = True, paste: int = 0, bw: int = 0,
+             colorize: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict]:
+    """Cached backbone maps (``encode(rgb, gray)`` of the view at the working size: uint8 RGB and its
+    gray) of each pair, its mirror image, ``augment`` random views (:func:`_jitter`)
     and ``paste`` copy-paste views (:func:`_paste`: another pair's subject pasted onto it), with the
-    frame's a/b and the mask target at the head's stride.  With ``paste`` the pairs are read twice (first
+    frame's a/b and the mask target at the head's stride; and the first ``bw`` of these views again in
+    the colorizer's colors (``colorize(gray)``: what the head sees on a B&W video).  With ``paste`` the pairs are read twice (first
     for their subjects' cut-outs), so that no more than one whole pair is held at a time."""
     from .colorize import working_size
 
@@ -136,14 +140,18 @@ def _prepare(base, pairs, lut, long_side: int, keep: set[int], augment: int = 0,
         views += [_jitter(inp0, mask0, known0, rng, light) for _ in range(augment)]
         if donors:
             views += [_paste(inp0, mask0, known0, donors[rng.integers(len(donors))], rng) for _ in range(paste)]
-        for v, (inp, mask, known) in enumerate(views):
+        views = [(view, False) for view in views] + [(view, True) for view in views[:bw]]
+        for v, ((inp, mask, known), in_bw) in enumerate(views):
+            rgb = cv2.resize(np.ascontiguousarray(inp), (w, h), interpolation=cv2.INTER_AREA)
             gray = cv2.resize(_gray_of(np.ascontiguousarray(inp)), (w, h), interpolation=cv2.INTER_AREA)
             ms = cv2.resize(mask * known, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
             ks = cv2.resize(np.ascontiguousarray(known), (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-            ab = cv2.resize(rgb_to_lab(np.ascontiguousarray(inp))[..., 1:], (w // 4, h // 4),
+            if in_bw:
+                rgb = colorize(gray)
+            ab = cv2.resize(rgb_to_lab(rgb if in_bw else np.ascontiguousarray(inp))[..., 1:], (w // 4, h // 4),
                             interpolation=cv2.INTER_AREA) / 100.0
             out.append({
-                "name": name, "view": v, "feats": _features(base, gray, lut, keep),
+                "name": name, "view": v, "feats": encode(rgb, gray),
                 "ab": torch.from_numpy(ab.transpose(2, 0, 1).copy()).float(),
                 "mask": torch.from_numpy(np.where(ks > 0, ms / np.maximum(ks, 1e-6), 0)).float(),
                 "known": torch.from_numpy(ks).float(),
@@ -221,11 +229,13 @@ def train_keepcolor(
     augment: int = 0,
     augment_light: bool = True,
     paste: int = PASTE,
+    bw_views: int = 0,
     hard_negatives: float = 0.0,
     val_fraction: float = 0.0,
     seed: int = 0,
     progress: Callable[[dict], None] | None = None,
     base_model=None,
+    rgb_backbone=None,
 ) -> dict:
     """Train the mask head on ``pairs`` (backbone of ``base``, default the shipped weights).
 
@@ -238,8 +248,11 @@ def train_keepcolor(
     backbone's last blocks learns at ``tune_lr``.  ``augment``: random views per
     training pair beside the pair and its mirror image (:func:`_jitter`;
     ``augment_light=False``: crops and mirrors only); ``paste``: copy-paste views per training pair
-    (:func:`_paste`; 0: none); ``hard_negatives``: extra
+    (:func:`_paste`; 0: none); ``bw_views``: the first views of each pair (the pair, its mirror image, ...)
+    again in the colorizer's colors, as the head sees a B&W video; ``hard_negatives``: extra
     weight of background pixels colored like the subject (:func:`_hard_negatives`).
+    ``config.features`` (default :data:`FEATURE_SOURCE`): "rgb" reads an ImageNet EfficientNet-Lite0 on the
+    pairs' colors (its weights come from ``animecolor[train]``; ``rgb_backbone`` replaces them for tests).
     ``base_model`` (a ``ResidualColorizer``) replaces ``base`` for tests.  Returns the record.
     """
     from .colorize import DEFAULT_WEIGHTS
@@ -254,9 +267,9 @@ def train_keepcolor(
         raise ValueError("no pairs to train on")
     if epochs is None:
         epochs = EARLY_STOP_EPOCHS if val_fraction > 0 else EPOCHS
-    if epochs < 1 or patience < 1 or batch_size < 1 or augment < 0 or paste < 0 or hard_negatives < 0:
-        raise ValueError("--epochs, --patience and --batch-size must be at least 1, --augment, --paste and "
-                         "--hard-negatives at least 0")
+    if epochs < 1 or patience < 1 or batch_size < 1 or min(augment, paste, bw_views, hard_negatives) < 0:
+        raise ValueError("--epochs, --patience and --batch-size must be at least 1, --augment, --paste, --bw-views "
+                         "and --hard-negatives at least 0")
     if base_model is None:
         base_path = Path(base) if base else DEFAULT_WEIGHTS
         if not base_path.is_file():
@@ -266,21 +279,43 @@ def train_keepcolor(
     else:
         base_rec = {"path": "(in memory)", "sha256": ""}
     base_model.eval()
-    cfg = config or HeadConfig(tune_from=TUNE_FROM)
+    cfg = config or HeadConfig(tune_from=TUNE_FROM, features=FEATURE_SOURCE)
+    source = base_model.backbone
+    if cfg.features == "rgb":
+        if rgb_backbone is None:
+            from .model.backbone import EfficientNetLite0
+
+            rgb_backbone = EfficientNetLite0(in_channels=3)
+            rgb_backbone.load_imagenet(EfficientNetLite0.default_weights_path())
+        source = rgb_backbone.eval()
     torch.manual_seed(seed)
-    head = MaskHead(cfg, base_model.backbone.channels, base_model.backbone)
-    first = head._first if head.tuned is not None else len(base_model.backbone.channels)
+    head = MaskHead(cfg, source.channels, source)
+    first = head._first if head.tuned is not None else len(source.channels)
     keep = {i for i in cfg.taps if i < first} | ({first - 1} if head.tuned is not None else set())
     lut = _lut("cpu")
+
+    def encode(rgb: np.ndarray, gray: np.ndarray) -> list:
+        with torch.no_grad():
+            if cfg.features == "rgb":
+                return _maps(head.rgb_maps(rgb_input(rgb[None])), keep)
+            x = lut[torch.from_numpy(np.ascontiguousarray(gray)).long()][None, None]
+            return _maps(base_model.backbone.features_until(x, max(keep) + 1), keep)
+
     if val_fraction > 0:
         step = max(2, round(1 / val_fraction))
         val_names = {p[0] for i, p in enumerate(pairs) if i % step == step - 1} or {pairs[-1][0]}
     else:  # no held-out pairs: all of them train, for ``epochs`` epochs (the last one is kept)
         val_names = set()
     long_side = base_model.cfg.working_long_side
-    train_s = _prepare(base_model, [p for p in pairs if p[0] not in val_names], lut, long_side, keep, augment, seed,
-                       augment_light, paste)
-    val_s = [s for s in _prepare(base_model, [p for p in pairs if p[0] in val_names], lut, long_side, keep)
+    def colorize(gray: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out, _, _ = base_model.forward_maps(lut[torch.from_numpy(np.ascontiguousarray(gray)).long()][None, None])
+            ab = base_model.decode(out).float()[0].permute(1, 2, 0).numpy()
+        return KeepColorizer.colors(gray[None], ab[None])[0]
+
+    train_s = _prepare(encode, [p for p in pairs if p[0] not in val_names], long_side, augment, seed, augment_light,
+                       paste, bw_views, colorize)
+    val_s = [s for s in _prepare(encode, [p for p in pairs if p[0] in val_names], long_side)
              if s["view"] == 0]
     if hard_negatives:
         _hard_negatives(train_s, hard_negatives)
@@ -288,7 +323,7 @@ def train_keepcolor(
     n_train = len(pairs) - len(val_names)
     emit({"stage": "features", "train": n_train, "val": len(val_s), "seconds": time.perf_counter() - t0})
     tuned = list(head.tuned.parameters()) if head.tuned is not None else []
-    rest = [p for n, p in head.named_parameters() if not n.startswith("tuned.")]
+    rest = [p for n, p in head.named_parameters() if not n.startswith(("tuned.", "rgb."))]
     opt = torch.optim.AdamW([{"params": rest, "lr": lr}] + ([{"params": tuned, "lr": tune_lr}] if tuned else []),
                             lr=lr, weight_decay=1e-4)
     rng = np.random.default_rng(seed)
@@ -321,7 +356,7 @@ def train_keepcolor(
         "val_pairs": sorted(val_names), "best_epoch": best_epoch, "epochs_run": len(history), "val_iou": best if val_b else None,
         "stopped_early": len(history) < epochs, "seconds": round(time.perf_counter() - t0, 1),
         "lr": lr, "seed": seed, "augment": augment, "augment_light": augment_light, "paste": paste,
-        "hard_negatives": hard_negatives,
+        "hard_negatives": hard_negatives, "features": cfg.features, "bw_views": bw_views,
         **({"tune_lr": tune_lr} if tuned else {}),
     }
     _save(run / "best.safetensors", base_model, head, record)

@@ -28,7 +28,7 @@ train_eval() {  # PAIRS OUT N SPLIT... [-- TRAIN OPTIONS]: train on the first N 
 }
 
 clipart() {
-  local PAIRS=runs/select_pairs OUT=runs/select
+  local PAIRS=runs/select_pairs OUT=${OUT:-runs/select}
   [ -d "$PAIRS/test" ] || $PY pipelines/make_select_pairs.py -o "$PAIRS"
   for n in ${SIZES:-30 10 100}; do
     train_eval "$PAIRS" "$OUT" "$n" test
@@ -54,7 +54,7 @@ clipart() {
 }
 
 koro() {
-  local PAIRS=runs/cam_pairs OUT=runs/cam
+  local PAIRS=runs/cam_pairs OUT=${OUT:-runs/cam}
   [ -d "$PAIRS/test" ] || $PY pipelines/make_caminandes_pairs.py -o "$PAIRS"
   for n in ${SIZES:-10 30 59}; do
     train_eval "$PAIRS" "$OUT" "$n" val test

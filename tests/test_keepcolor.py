@@ -49,9 +49,19 @@ def tiny_random_base() -> ResidualColorizer:
     return ResidualColorizer(ModelConfig(working_long_side=64)).eval()
 
 
+def random_rgb_backbone():
+    """A 3-channel EfficientNet-Lite0 with *random* weights, in place of the ImageNet ones (rgb features)."""
+    torch = pytest.importorskip("torch")
+    from animecolor.model.backbone import EfficientNetLite0
+
+    torch.manual_seed(1)
+    return EfficientNetLite0(in_channels=3).eval()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A keep-color run trained on 10 synthetic pairs (on the tiny random backbone), and held-out pairs."""
+    """A keep-color run trained on 10 synthetic pairs with select train's defaults (rgb features, on a random
+    backbone; the tiny random colorizer), and held-out pairs."""
     root = tmp_path_factory.mktemp("keep")
     (root / "train").mkdir()
     (root / "test").mkdir()
@@ -60,7 +70,7 @@ def trained(tmp_path_factory):
     for i in range(6):
         write_pair(root / "test", f"t{i:02d}", 100 + i)
     rec = KT.train_keepcolor(K.find_pairs([root / "train"]), root / "run", base_model=tiny_random_base(),
-                            epochs=25, patience=25, val_fraction=0.2)
+                            epochs=25, patience=25, val_fraction=0.2, rgb_backbone=random_rgb_backbone())
     return root, rec
 
 
@@ -338,9 +348,10 @@ def test_onnx_runtime_gives_pytorchs_mask_and_colors(trained, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     root, _ = trained
-    KT.train_keepcolor(K.find_pairs([root / "train"]), tmp_path / "t", base_model=tiny_random_base(),
-                      config=K.HeadConfig(tune_from=16), epochs=2)
-    for path in (root / "run" / "best.safetensors", tmp_path / "t" / "best.safetensors"):
+    for name, cfg in (("frozen", K.HeadConfig()), ("tuned", K.HeadConfig(tune_from=16))):  # colorizer features
+        KT.train_keepcolor(K.find_pairs([root / "train"]), tmp_path / name, base_model=tiny_random_base(),
+                          config=cfg, epochs=2)
+    for path in (tmp_path / "frozen" / "best.safetensors", tmp_path / "tuned" / "best.safetensors"):
         ref = K.load_keepcolor(path, runtime="torch")
         col = K.load_keepcolor(path)  # auto: ONNX Runtime on the CPU
         assert ref.runtime == "torch" and col.runtime == "onnx"
@@ -357,5 +368,48 @@ def test_onnx_runtime_gives_pytorchs_mask_and_colors(trained, tmp_path):
     exports = sorted(cache_dir().glob("keep-*.onnx"))
     assert len(exports) >= 2
     before = [p.stat().st_mtime_ns for p in exports]
-    assert K.load_keepcolor(root / "run" / "best.safetensors").runtime == "onnx"
+    assert K.load_keepcolor(tmp_path / "frozen" / "best.safetensors").runtime == "onnx"
     assert [p.stat().st_mtime_ns for p in exports] == before  # reused, not exported again
+
+
+def test_rgb_features_travel_in_the_checkpoint(trained):
+    """select train's default, features="rgb": the head holds its own frozen copy of a 3-channel
+    EfficientNet-Lite0's first blocks (in the fixture random, not ImageNet's) and reads them on the frame's
+    colors; the colorizer runs them on the source's colors or, on B&W, the colorizer's; ONNX Runtime is
+    refused in one line."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file
+
+    from animecolor.model.backbone import EfficientNetLite0
+
+    root, rec = trained
+    assert rec["features"] == "rgb" == KT.FEATURE_SOURCE
+    with pytest.raises(ValueError, match="3-channel"):
+        K.MaskHead(K.HeadConfig(features="rgb"), EfficientNetLite0.channels, EfficientNetLite0(in_channels=1))
+    with pytest.raises(ValueError, match="features must be one of"):
+        K.MaskHead(K.HeadConfig(features="hsv"), EfficientNetLite0.channels)
+    path = root / "run" / "best.safetensors"
+    state = load_file(str(path))
+    assert torch.equal(state["head.rgb._conv_stem.weight"], random_rgb_backbone()._conv_stem.weight)  # frozen
+    assert "head.rgb._blocks.4._project_conv.weight" in state and "head.rgb._blocks.5._project_conv.weight" not in state
+    col = K.load_keepcolor(path)  # auto: PyTorch (ONNX Runtime runs colorizer features only)
+    assert col.runtime == "torch" and col.cfg.features == "rgb"
+    img, _ = scene(7)
+    assert col.image_mask(img, bw=True).shape == img.shape[:2]  # B&W: the head sees the colorizer's colors
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(ValueError, match="runtime torch"):
+        K.load_keepcolor(path, runtime="onnx")
+
+
+def test_bw_views_show_the_pair_in_the_colorizers_colors(tmp_path):
+    """bw=2: the pair and its mirror image come again, encoded and with a/b from ``colorize(gray)``, same mask."""
+    write_pair(tmp_path, "p", 3)
+    seen = []
+    blue = lambda gray: np.dstack([np.full_like(gray, 40), np.full_like(gray, 60), np.full_like(gray, 200)])  # noqa: E731
+    out = KT._prepare(lambda rgb, gray: seen.append(rgb.copy()) or [], K.find_pairs([tmp_path]), 64, bw=2,
+                      colorize=blue)
+    assert [s["view"] for s in out] == [0, 1, 2, 3] and len(seen) == 4
+    assert (seen[2] == blue(seen[0][..., 0])).all() and not (seen[0] == seen[2]).all()
+    torch = pytest.importorskip("torch")
+    assert torch.equal(out[2]["mask"], out[0]["mask"]) and torch.equal(out[3]["mask"], out[1]["mask"])
+    assert float(out[2]["ab"][1].mean()) < -0.3 < float(out[0]["ab"][1].max())  # b of the blue, not of the red disk

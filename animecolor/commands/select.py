@@ -41,7 +41,8 @@ def keep_colorizer(args, device: str | None):
 
 
 def register(subparsers) -> None:
-    from ..keepcolor_train import EARLY_STOP_EPOCHS, EPOCHS, PASTE, TUNE_FROM
+    from ..keepcolor import FEATURES
+    from ..keepcolor_train import EARLY_STOP_EPOCHS, EPOCHS, FEATURE_SOURCE, PASTE, TUNE_FROM
 
     p = subparsers.add_parser(
         "select",
@@ -76,11 +77,17 @@ def register(subparsers) -> None:
     t.add_argument("--paste", type=int, default=PASTE, metavar="N",
                    help=f"copy-paste views per training pair: another pair's subject pasted onto it "
                         f"(default {PASTE}; 0: none)")
+    t.add_argument("--bw-views", type=int, default=0, metavar="N",
+                   help="train on the first N views of each pair (the pair, its mirror image, ...) also in the "
+                        "colorizer's colors, as on a B&W video (default 0)")
     t.add_argument("--hard-negatives", type=float, default=0.0, metavar="W",
                    help="extra loss weight of background pixels colored like the subject (default 0)")
     t.add_argument("--tune-from", type=int, default=TUNE_FROM, choices=(0, 8, 16, 32), metavar="STRIDE",
                    help=f"fine-tune the backbone's blocks from this stride on (8, 16 or 32; 0: backbone frozen; "
                         f"default {TUNE_FROM})")
+    t.add_argument("--features", choices=FEATURES, default=FEATURE_SOURCE,
+                   help=f"what the head reads: rgb (an ImageNet EfficientNet-Lite0 on the frame's colors) or "
+                        f"colorizer (the colorizer's backbone on its lightness; default {FEATURE_SOURCE})")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--overwrite", action="store_true", help="replace RUN/best.safetensors if it exists")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
@@ -111,10 +118,10 @@ def run_train(args: argparse.Namespace) -> int:
             val = "" if ev["val_iou"] is None else f", val IoU {ev['val_iou']:.3f}"
             print(f"animecolor: epoch {ev['epoch']}: loss {ev['loss']:.3f}{val}", file=sys.stderr)
 
-    rec = train_keepcolor(pairs, args.out, base=args.base, config=HeadConfig(tune_from=args.tune_from),
+    rec = train_keepcolor(pairs, args.out, base=args.base, config=HeadConfig(tune_from=args.tune_from, features=args.features),
                           epochs=args.epochs, patience=args.patience, augment=args.augment,
                           val_fraction=0.2 if args.early_stop else 0.0,
-                          augment_light=args.augment_light, paste=args.paste,
+                          augment_light=args.augment_light, paste=args.paste, bw_views=args.bw_views,
                           hard_negatives=args.hard_negatives, seed=args.seed, progress=progress)
     print(json.dumps({k: rec[k] for k in ("best", "pairs", "train_pairs", "best_epoch", "epochs_run", "val_iou",
                                           "seconds")}))
