@@ -357,11 +357,13 @@ class KeepColorizer:
         self._src: list | None = None
         self._full_range = False
         self.session = None  # an ONNX Runtime session of model + head (animecolor.runtime.export_keepcolor_onnx), see load_keepcolor
+        self.head_session = None  # with RGB features: the session above is the colorizer's, this one the head's
         self.runtime = "torch"
 
-    def use_onnx(self, session) -> None:
-        """Run :meth:`predict` with ``session`` (an export of this colorizer's networks) instead of PyTorch."""
-        self.session, self.runtime = session, "onnx"
+    def use_onnx(self, session, head_session=None) -> None:
+        """Run :meth:`predict` with ``session`` (an export of this colorizer's networks; with RGB features
+        ``session`` of the colorizer and ``head_session`` of the head) instead of PyTorch."""
+        self.session, self.head_session, self.runtime = session, head_session, "onnx"
 
     def working_size(self, width: int, height: int) -> tuple[int, int]:
         from .colorize import working_size
@@ -381,8 +383,16 @@ class KeepColorizer:
             n, h, w = gray.shape
             src = np.full((n, 2, h // 4, w // 4), np.nan, np.float32) if src_ab is None else \
                 np.ascontiguousarray(src_ab.transpose(0, 3, 1, 2), dtype=np.float32)
-            ab, m = self.session.run(["ab", "mask"], {"x": self._lut_np[gray][:, None], "src": src})
-            return np.ascontiguousarray(ab.transpose(0, 2, 3, 1)), m
+            if self.head_session is None:
+                ab, m = self.session.run(["ab", "mask"], {"x": self._lut_np[gray][:, None], "src": src})
+                return np.ascontiguousarray(ab.transpose(0, 2, 3, 1)), m
+            (ab,) = self.session.run(["ab"], {"x": self._lut_np[gray][:, None]})
+            hab = ab.reshape(n, 2, h // 4, 2, w // 4, 2).mean((3, 5))  # = area resize: sizes are multiples of 32
+            hab = np.where(np.isnan(src), hab, src).astype(np.float32)
+            ab = np.ascontiguousarray(ab.transpose(0, 2, 3, 1))
+            rgb = rgb_input(self.colors(gray, ab, src_rgb)).numpy()
+            (m,) = self.head_session.run(["mask"], {"rgb": rgb, "hab": hab})
+            return ab, m
         with torch.inference_mode():
             x = self._lut[torch.from_numpy(np.ascontiguousarray(gray)).to(self.device).long()].unsqueeze(1)
             out, feats, _ = self.model.forward_maps(x)
@@ -554,27 +564,30 @@ def _maybe_onnx(col: KeepColorizer, path: Path, runtime: str) -> None:
     if runtime not in rt.RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(rt.RUNTIMES)}, got {runtime!r}")
     if runtime == "torch" or (runtime == "auto" and (col.device.type != "cpu" or not rt.onnx_available()
-                                                    or not rt.can_export() or col.cfg.features != "colorizer")):
+                                                    or not rt.can_export())):
         return
-    if col.cfg.features != "colorizer":
-        raise ValueError(f"--runtime onnx runs keep-color heads on the colorizer's features only, this one reads "
-                         f"{col.cfg.features} features; use --runtime torch")
     if col.device.type != "cpu":
         raise ValueError(f"--runtime onnx runs on the CPU only; use --runtime torch on {col.device}")
     if not rt.onnx_available():
         raise RuntimeError("--runtime onnx needs the onnxruntime package (pip install onnxruntime)")
     digest = file_sha256(path)
+    rgb = col.cfg.features == "rgb"  # two graphs: the colorizer's and the head's
+
+    def sessions(dst: Path) -> tuple | None:
+        found = rt._matching_session(dst, digest), rt._matching_session(rt.keepcolor_head_path(dst), digest) if rgb else None
+        return found if found[0] is not None and (found[1] is not None or not rgb) else None
+
     dst = rt.cache_dir() / f"keep-{digest}.onnx"
-    session = rt._matching_session(dst, digest)
-    if session is None:
+    found = sessions(dst)
+    if found is None:
         try:
             rt.export_keepcolor_onnx(col.model, col.head, dst, digest)
         except OSError:  # no writable cache: export into a temporary folder
             import tempfile
 
             dst = rt.export_keepcolor_onnx(col.model, col.head, Path(tempfile.mkdtemp(prefix="animecolor-")) / dst.name, digest)
-        session = rt._matching_session(dst, digest)
-    col.use_onnx(session)
+        found = sessions(dst)
+    col.use_onnx(*found)
 
 
 # ----------------------------------------------------------------------------- measures

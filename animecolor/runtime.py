@@ -119,7 +119,12 @@ def export_keepcolor_onnx(model, head, dst: str | os.PathLike, source_digest: st
     ``head``) as ONNX: lightness ``x`` in [-1, 1] ``(N, 1, H, W)`` and the frames' own a/b ``src``
     ``(N, 2, H/4, W/4)`` (NaN where a frame has none: the colorizer's a/b is used) -> ``ab``
     ``(N, 2, H/2, W/2)`` and the mask's probabilities ``mask`` ``(N, H/4, W/4)``, as
-    :meth:`animecolor.keepcolor.KeepColorizer.predict` computes them."""
+    :meth:`animecolor.keepcolor.KeepColorizer.predict` computes them.
+
+    A head on RGB features (``head.cfg.features == "rgb"``) reads colors that are computed between
+    the two networks, so it is written in two graphs: ``dst`` takes ``x`` to ``ab`` only, and
+    :func:`keepcolor_head_path` of ``dst`` takes the frames' colors ``rgb`` ``(N, 3, H, W)`` in [-1, 1] and
+    the a/b the head sees ``hab`` ``(N, 2, H/4, W/4)`` (Lab) to ``mask``."""
     import torch
     import torch.nn.functional as F
 
@@ -136,12 +141,39 @@ def export_keepcolor_onnx(model, head, dst: str | os.PathLike, source_digest: st
             hab = torch.where(torch.isnan(src), hab, src)
             return ab, torch.sigmoid(self.head(feats, hab / 100.0))
 
+    class _Colors(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x: torch.Tensor):
+            return self.model.decode(self.model.forward_maps(x)[0])
+
+    class _Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = head
+
+        def forward(self, rgb: torch.Tensor, hab: torch.Tensor):
+            return torch.sigmoid(self.head(self.head.rgb_maps(rgb), hab / 100.0))
+
+    meta = {"source_sha256": source_digest, "what": "keep-color"}
+    x_axes = {"x": {0: "n", 2: "h", 3: "w"}, "ab": {0: "n", 2: "h2", 3: "w2"}}
+    if head.cfg.features == "rgb":
+        _export(_Head(), (torch.zeros(1, 3, 64, 64), torch.zeros(1, 2, 16, 16)), keepcolor_head_path(Path(dst)),
+                (["rgb", "hab"], ["mask"]), {"rgb": {0: "n", 2: "h", 3: "w"}, "hab": {0: "n", 2: "h4", 3: "w4"},
+                                            "mask": {0: "n", 1: "h4", 2: "w4"}}, {**meta, "what": "keep-color head"})
+        return _export(_Colors(), (torch.zeros(1, 1, 64, 64),), Path(dst), (["x"], ["ab"]), x_axes,
+                       {**meta, "what": "keep-color colors"})
     x = torch.zeros(1, 1, 64, 64)
     src = torch.full((1, 2, 16, 16), float("nan"))
     return _export(_Exported(), (x, src), Path(dst), (["x", "src"], ["ab", "mask"]),
-                   {"x": {0: "n", 2: "h", 3: "w"}, "src": {0: "n", 2: "h4", 3: "w4"},
-                    "ab": {0: "n", 2: "h2", 3: "w2"}, "mask": {0: "n", 1: "h4", 2: "w4"}},
-                   {"source_sha256": source_digest, "what": "keep-color"})
+                   {**x_axes, "src": {0: "n", 2: "h4", 3: "w4"}, "mask": {0: "n", 1: "h4", 2: "w4"}}, meta)
+
+
+def keepcolor_head_path(dst: Path) -> Path:
+    """Where :func:`export_keepcolor_onnx` writes the head graph of an RGB-feature head exported to ``dst``."""
+    return dst.with_name(dst.stem + "-head" + dst.suffix)
 
 
 def _session(path: Path, threads: int | None = None, spinning: bool = False):

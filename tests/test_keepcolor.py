@@ -351,16 +351,20 @@ def test_onnx_runtime_gives_pytorchs_mask_and_colors(trained, tmp_path):
     for name, cfg in (("frozen", K.HeadConfig()), ("tuned", K.HeadConfig(tune_from=16))):  # colorizer features
         KT.train_keepcolor(K.find_pairs([root / "train"]), tmp_path / name, base_model=tiny_random_base(),
                           config=cfg, epochs=2)
-    for path in (tmp_path / "frozen" / "best.safetensors", tmp_path / "tuned" / "best.safetensors"):
+    # the fixture's run: select train's default, rgb features (two graphs: the colorizer's, the head's)
+    for path in (tmp_path / "frozen" / "best.safetensors", tmp_path / "tuned" / "best.safetensors",
+                 root / "run" / "best.safetensors"):
         ref = K.load_keepcolor(path, runtime="torch")
         col = K.load_keepcolor(path)  # auto: ONNX Runtime on the CPU
         assert ref.runtime == "torch" and col.runtime == "onnx"
+        assert (col.head_session is not None) == (col.cfg.features == "rgb")
         rng = np.random.default_rng(0)
         gray = rng.integers(0, 256, (3, 64, 96), dtype=np.uint8)
-        src = rng.normal(0, 20, (3, 16, 24, 2)).astype(np.float32)
-        src[1] = np.nan  # a frame without its own chroma
-        for s in (None, src):
-            (ab0, m0), (ab1, m1) = ref.predict(gray, s), col.predict(gray, s)
+        rgb = [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), None, rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)]
+        src = np.stack([np.full((16, 24, 2), np.nan, np.float32) if c is None else
+                        cv2.resize(K.rgb_to_lab(c)[..., 1:], (24, 16), interpolation=cv2.INTER_AREA) for c in rgb])
+        for s, c in ((None, None), (src, rgb)):  # frame 1 without its own chroma
+            (ab0, m0), (ab1, m1) = ref.predict(gray, s, c), col.predict(gray, s, c)
             assert ab1.shape == ab0.shape and m1.shape == m0.shape
             assert np.abs(ab1 - ab0).max() < 1e-2 and np.abs(m1 - m0).max() < 1e-3
     from animecolor.runtime import cache_dir
@@ -375,8 +379,7 @@ def test_onnx_runtime_gives_pytorchs_mask_and_colors(trained, tmp_path):
 def test_rgb_features_travel_in_the_checkpoint(trained):
     """select train's default, features="rgb": the head holds its own frozen copy of a 3-channel
     EfficientNet-Lite0's first blocks (in the fixture random, not ImageNet's) and reads them on the frame's
-    colors; the colorizer runs them on the source's colors or, on B&W, the colorizer's; ONNX Runtime is
-    refused in one line."""
+    colors; the colorizer runs them on the source's colors or, on B&W, the colorizer's."""
     torch = pytest.importorskip("torch")
     from safetensors.torch import load_file
 
@@ -392,13 +395,10 @@ def test_rgb_features_travel_in_the_checkpoint(trained):
     state = load_file(str(path))
     assert torch.equal(state["head.rgb._conv_stem.weight"], random_rgb_backbone()._conv_stem.weight)  # frozen
     assert "head.rgb._blocks.4._project_conv.weight" in state and "head.rgb._blocks.5._project_conv.weight" not in state
-    col = K.load_keepcolor(path)  # auto: PyTorch (ONNX Runtime runs colorizer features only)
-    assert col.runtime == "torch" and col.cfg.features == "rgb"
+    col = K.load_keepcolor(path, runtime="torch")
+    assert col.cfg.features == "rgb"
     img, _ = scene(7)
     assert col.image_mask(img, bw=True).shape == img.shape[:2]  # B&W: the head sees the colorizer's colors
-    pytest.importorskip("onnxruntime")
-    with pytest.raises(ValueError, match="runtime torch"):
-        K.load_keepcolor(path, runtime="onnx")
 
 
 def test_bw_views_show_the_pair_in_the_colorizers_colors(tmp_path):
