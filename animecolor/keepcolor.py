@@ -3,8 +3,10 @@
 A *pair* is a color frame and the same frame edited so that only the chosen
 subjects keep their color (the rest gray).  The keep-color mask is derived from
 the pair (:func:`derive_mask`), a small mask head (:class:`MaskHead`) learns it
-on the backbone features of the colorizer (:mod:`animecolor.keepcolor_train`;
-minutes on a CPU), and :class:`KeepColorizer` applies it in the episode pipeline:
+on backbone features (by default an ImageNet EfficientNet-Lite0's on the frame's
+colors, or the colorizer's on its lightness: ``HeadConfig.features``;
+:mod:`animecolor.keepcolor_train`; minutes on a CPU), and :class:`KeepColorizer`
+applies it in the episode pipeline:
 
 * the mask is predicted at 1/4 of the model's working size, refined at the
   working size by OpenCV's GrabCut seeded with it (:func:`grabcut_refine`: the

@@ -103,6 +103,26 @@ koro() {
           | tee -a runs/cam_x/grabcut_all30_s$seed.jsonl
       done
     done
+    # session 20: the feature source across sequences (SE01 <-> SE03; SE02 unread), then how much to fine-tune
+    for f in "--features colorizer" "--features rgb" "--features rgb --tune-from 0" "--features rgb --tune-from 32"; do
+      for fold in "SE01 SE03" "SE03 SE01"; do
+        set -- $fold
+        $PY pipelines/select_features.py "$PAIRS" --train $1 --score $2 $f -o "runs/cam_x/feat_$(echo $f | tr -d ' -')_$1" \
+          | tee -a runs/cam_x/features.jsonl
+      done
+    done
+    # the in-domain checks of the same variants, Koro val shots and clip-art val pairs (colorizer features: above)
+    mkdir -p runs/select_val && ln -sf "$PWD"/runs/select_pairs/train/0[6-9]?_* runs/select_val/
+    for opts in "" "--tune-from 0" "--tune-from 32" "--bw-views 2"; do
+      name=rgb$(echo $opts | tr -d ' -')
+      NAME=$name train_eval "$PAIRS" runs/cam_x 30 val -- $opts
+      NAME=$name train_eval runs/select_pairs runs/select_x 30 -- $opts
+      $AC evaluate --keep-color runs/select_x/$name/best.safetensors runs/select_val | tee runs/select_x/$name.val.md
+      for d in "$PAIRS/val runs/cam_x" "runs/select_val runs/select_x"; do
+        set -- $d
+        $AC evaluate --keep-color "$2/$name/best.safetensors" "$1" --keep-color-bw | tee "$2/$name.val_bw.md"
+      done
+    done
   fi
 }
 
