@@ -280,13 +280,17 @@ def train_keepcolor(
         base_rec = {"path": "(in memory)", "sha256": ""}
     base_model.eval()
     cfg = config or HeadConfig(tune_from=TUNE_FROM, features=FEATURE_SOURCE)
-    source = base_model.backbone
+    source, rgb_rec = base_model.backbone, {}
     if cfg.features == "rgb":
         if rgb_backbone is None:
             from .model.backbone import EfficientNetLite0
 
             rgb_backbone = EfficientNetLite0(in_channels=3)
-            rgb_backbone.load_imagenet(EfficientNetLite0.default_weights_path())
+            weights = EfficientNetLite0.default_weights_path()
+            rgb_backbone.load_imagenet(weights)
+            rgb_rec = {"rgb_weights": base_model_info(weights)}
+        else:
+            rgb_rec = {"rgb_weights": {"path": "(in memory)", "sha256": ""}}
         source = rgb_backbone.eval()
     torch.manual_seed(seed)
     head = MaskHead(cfg, source.channels, source)
@@ -356,7 +360,7 @@ def train_keepcolor(
         "val_pairs": sorted(val_names), "best_epoch": best_epoch, "epochs_run": len(history), "val_iou": best if val_b else None,
         "stopped_early": len(history) < epochs, "seconds": round(time.perf_counter() - t0, 1),
         "lr": lr, "seed": seed, "augment": augment, "augment_light": augment_light, "paste": paste,
-        "hard_negatives": hard_negatives, "features": cfg.features, "bw_views": bw_views,
+        "hard_negatives": hard_negatives, "features": cfg.features, "bw_views": bw_views, **rgb_rec,
         **({"tune_lr": tune_lr} if tuned else {}),
     }
     _save(run / "best.safetensors", base_model, head, record)

@@ -386,7 +386,7 @@ def test_rgb_features_travel_in_the_checkpoint(trained):
     from animecolor.model.backbone import EfficientNetLite0
 
     root, rec = trained
-    assert rec["features"] == "rgb" == KT.FEATURE_SOURCE
+    assert rec["features"] == "rgb" == KT.FEATURE_SOURCE and rec["rgb_weights"]["path"] == "(in memory)"
     with pytest.raises(ValueError, match="3-channel"):
         K.MaskHead(K.HeadConfig(features="rgb"), EfficientNetLite0.channels, EfficientNetLite0(in_channels=1))
     with pytest.raises(ValueError, match="features must be one of"):
