@@ -381,33 +381,40 @@ class KeepColorizer:
         colors (uint8 ``(h, w, 3)``, ``None`` for a frame without), which a head on RGB features
         reads (the colorizer's colors where there are none).
         """
+        ab, m, _ = self._predict(gray, src_ab, src_rgb)
+        return ab, m
+
+    def _predict(self, gray: np.ndarray, src_ab: np.ndarray | None, src_rgb: Sequence[np.ndarray | None] | None):
+        """:meth:`predict`, and the frames' colors (:meth:`colors`) when an RGB-feature head built them, else None."""
+        colors = None
         if self.session is not None:
             n, h, w = gray.shape
             src = np.full((n, 2, h // 4, w // 4), np.nan, np.float32) if src_ab is None else \
                 np.ascontiguousarray(src_ab.transpose(0, 3, 1, 2), dtype=np.float32)
             if self.head_session is None:
                 ab, m = self.session.run(["ab", "mask"], {"x": self._lut_np[gray][:, None], "src": src})
-                return np.ascontiguousarray(ab.transpose(0, 2, 3, 1)), m
+                return np.ascontiguousarray(ab.transpose(0, 2, 3, 1)), m, colors
             (ab,) = self.session.run(["ab"], {"x": self._lut_np[gray][:, None]})
             hab = ab.reshape(n, 2, h // 4, 2, w // 4, 2).mean((3, 5))  # = area resize: sizes are multiples of 32
             hab = np.where(np.isnan(src), hab, src).astype(np.float32)
             ab = np.ascontiguousarray(ab.transpose(0, 2, 3, 1))
-            rgb = rgb_input(self.colors(gray, ab, src_rgb)).numpy()
-            (m,) = self.head_session.run(["mask"], {"rgb": rgb, "hab": hab})
-            return ab, m
+            colors = self.colors(gray, ab, src_rgb)
+            (m,) = self.head_session.run(["mask"], {"rgb": rgb_input(colors).numpy(), "hab": hab})
+            return ab, m, colors
         with torch.inference_mode():
             x = self._lut[torch.from_numpy(np.ascontiguousarray(gray)).to(self.device).long()].unsqueeze(1)
             out, feats, _ = self.model.forward_maps(x)
             ab_t = self.model.decode(out).float()
             ab = ab_t.permute(0, 2, 3, 1).cpu().numpy()
             if self.cfg.features == "rgb":
-                feats = self.head.rgb_maps(rgb_input(self.colors(gray, ab, src_rgb), self.device))
+                colors = self.colors(gray, ab, src_rgb)
+                feats = self.head.rgb_maps(rgb_input(colors, self.device))
             hab = TF.interpolate(ab_t, size=feats[self.cfg.taps[0]].shape[-2:], mode="area")
             if src_ab is not None:  # frames without a source (NaN) keep the colorizer's a/b
                 src = torch.from_numpy(np.ascontiguousarray(src_ab)).to(self.device).permute(0, 3, 1, 2).float()
                 hab = torch.where(torch.isnan(src), hab, src)
             m = torch.sigmoid(self.head(feats, hab / 100.0)).float().cpu().numpy()
-        return ab, m
+        return ab, m, colors
 
     @staticmethod
     def colors(gray: np.ndarray, ab: np.ndarray, src_rgb: Sequence[np.ndarray | None] | None = None) -> list:
@@ -435,11 +442,11 @@ class KeepColorizer:
             src_ab = np.stack([np.full((h // 4, w // 4, 2), np.nan, np.float32) if c is None else
                                cv2.resize(rgb_to_lab(c)[..., 1:], (w // 4, h // 4), interpolation=cv2.INTER_AREA)
                                for c in src])
-        ab, m = self.predict(gray, src_ab, src)
+        ab, m, colors = self._predict(gray, src_ab, src)
         if self.refine == "none":
             return ab, list(m)
         return ab, [grabcut_refine(c, guided_upsample(mi, g, self.cfg.guide_radius, self.cfg.guide_eps))
-                    for g, mi, c in zip(gray, m, self.colors(gray, ab, src))]
+                    for g, mi, c in zip(gray, m, colors or self.colors(gray, ab, src))]
 
     def take_source(self, ys: Sequence[np.ndarray], uvs: Sequence | None, full_range: bool = False) -> None:
         """The next batch's source planes (luma and, when read, chroma); call before the colorizer.

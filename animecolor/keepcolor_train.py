@@ -313,8 +313,8 @@ def train_keepcolor(
     long_side = base_model.cfg.working_long_side
     def colorize(gray: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            out, _, _ = base_model.forward_maps(lut[torch.from_numpy(np.ascontiguousarray(gray)).long()][None, None])
-            ab = base_model.decode(out).float()[0].permute(1, 2, 0).numpy()
+            ab = base_model.predict_ab(lut[torch.from_numpy(np.ascontiguousarray(gray)).long()][None, None])
+            ab = ab[0].permute(1, 2, 0).numpy()
         return KeepColorizer.colors(gray[None], ab[None])[0]
 
     train_s = _prepare(encode, [p for p in pairs if p[0] not in val_names], long_side, augment, seed, augment_light,

@@ -147,7 +147,7 @@ def export_keepcolor_onnx(model, head, dst: str | os.PathLike, source_digest: st
             self.model = model
 
         def forward(self, x: torch.Tensor):
-            return self.model.decode(self.model.forward_maps(x)[0])
+            return self.model.predict_ab(x)
 
     class _Head(torch.nn.Module):
         def __init__(self):

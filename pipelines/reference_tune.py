@@ -140,13 +140,10 @@ def smoothed(ab: np.ndarray, gray: np.ndarray, name: str | None) -> np.ndarray:
     if not name:
         return ab
     from animecolor.temporal import make_smoother
+    from eval_temporal import run_smoother
 
-    sm = make_smoother(name)
     g_ab = np.stack([fr.ab_gray_size(g, ab.shape[1:3]) for g in gray])
-    out = [sm.process(g_ab[i : i + 16], ab[i : i + 16]) for i in range(0, len(ab), 16)] + [sm.flush()]
-    out = np.concatenate([o for o in out if len(o)])
-    assert len(out) == len(ab), (len(out), len(ab))
-    return out
+    return run_smoother(make_smoother(name), g_ab, ab, 16)[0]
 
 
 def run_keyframe(base, data, grid, include_bbb=True, refiners=(), baselines=True, props=({},), feed=0, popeye=False, adapt=(0,),
