@@ -319,6 +319,13 @@ def neutral_source(uv: Sequence[tuple[np.ndarray, np.ndarray]], tol: float = 3.0
 
 # ----------------------------------------------------------------------------- inference
 
+def _feed(session, **inputs) -> dict:
+    """``inputs`` that ``session`` takes: an export drops an input its graph does not use (a head's a/b
+    without ``HeadConfig.chroma``)."""
+    names = {i.name for i in session.get_inputs()}
+    return {k: v for k, v in inputs.items() if k in names}
+
+
 class KeepColorizer:
     """A colorizer whose output keeps color only where its mask says (see the module doc).
 
@@ -392,14 +399,14 @@ class KeepColorizer:
             src = np.full((n, 2, h // 4, w // 4), np.nan, np.float32) if src_ab is None else \
                 np.ascontiguousarray(src_ab.transpose(0, 3, 1, 2), dtype=np.float32)
             if self.head_session is None:
-                ab, m = self.session.run(["ab", "mask"], {"x": self._lut_np[gray][:, None], "src": src})
+                ab, m = self.session.run(["ab", "mask"], _feed(self.session, x=self._lut_np[gray][:, None], src=src))
                 return np.ascontiguousarray(ab.transpose(0, 2, 3, 1)), m, colors
             (ab,) = self.session.run(["ab"], {"x": self._lut_np[gray][:, None]})
             hab = ab.reshape(n, 2, h // 4, 2, w // 4, 2).mean((3, 5))  # = area resize: sizes are multiples of 32
             hab = np.where(np.isnan(src), hab, src).astype(np.float32)
             ab = np.ascontiguousarray(ab.transpose(0, 2, 3, 1))
             colors = self.colors(gray, ab, src_rgb)
-            (m,) = self.head_session.run(["mask"], {"rgb": rgb_input(colors).numpy(), "hab": hab})
+            (m,) = self.head_session.run(["mask"], _feed(self.head_session, rgb=rgb_input(colors).numpy(), hab=hab))
             return ab, m, colors
         with torch.inference_mode():
             x = self._lut[torch.from_numpy(np.ascontiguousarray(gray)).to(self.device).long()].unsqueeze(1)

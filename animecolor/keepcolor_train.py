@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as TF
 
-from .color import rgb_to_lab
-from .keepcolor import FORMAT, HeadConfig, KeepColorizer, MaskHead, _gray_of, _lut, derive_mask, load_pair, rgb_input
+from .color import lab_to_rgb, rgb_to_lab
+from .keepcolor import FORMAT, MIN_CHROMA, HeadConfig, KeepColorizer, MaskHead, _gray_of, _lut, derive_mask, load_pair, rgb_input
 
 __all__ = ["TUNE_FROM", "FEATURE_SOURCE", "PASTE", "EPOCHS", "EARLY_STOP_EPOCHS", "train_keepcolor"]
 
@@ -115,8 +115,60 @@ def _paste(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, donor: tuple, r
     return inp, mask, known
 
 
+def _decoy_region(inp: np.ndarray, mask: np.ndarray, rng: np.random.Generator, side: int = 160) -> np.ndarray | None:
+    """A region of the frame's background (bool, the frame's size) to recolor: one connected piece of one of
+    6 k-means color clusters of the frame (Lab, at ``side`` px), 0.5-20 % of the frame, off the subject."""
+    H, W = mask.shape
+    f = side / max(H, W)
+    w, h = max(8, round(W * f)), max(8, round(H * f))
+    lab = rgb_to_lab(cv2.resize(np.ascontiguousarray(inp), (w, h), interpolation=cv2.INTER_AREA)).reshape(-1, 3)
+    subj = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.05
+    cv2.setRNGSeed(int(rng.integers(1 << 30)))
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0)
+    _, labels, _ = cv2.kmeans(lab.astype(np.float32), 6, None, crit, 1, cv2.KMEANS_PP_CENTERS)
+    labels = labels.reshape(h, w)
+    found = []
+    for k in range(6):
+        n, comp, stats, _ = cv2.connectedComponentsWithStats((labels == k).astype(np.uint8), connectivity=8)
+        for c in range(1, n):
+            if 0.005 * w * h <= stats[c, cv2.CC_STAT_AREA] <= 0.2 * w * h:
+                region = comp == c
+                if not (region & subj).any():
+                    found.append(region)
+    if not found:
+        return None
+    region = found[rng.integers(len(found))].astype(np.uint8)
+    region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    return cv2.resize(region.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR) > 0.5
+
+
+def _decoy(inp: np.ndarray, mask: np.ndarray, known: np.ndarray, donor: tuple, rng: np.random.Generator):
+    """Decoy view: a piece of the frame's background (:func:`_decoy_region`) recolored in the subject's colors
+    (a/b moved to one of a training subject's pixels' a/b, half its own variation kept, lightness kept),
+    still counting as background: the head learns that the subject's colors alone do not make the subject."""
+    region = _decoy_region(inp, mask, rng)
+    if region is None:
+        return inp, mask, known
+    d_inp, d_alpha, d_known, _ = donor
+    d_ab = rgb_to_lab(d_inp)[..., 1:][(d_alpha > 0.5) & (d_known > 0.5)]
+    if len(d_ab) == 0:
+        return inp, mask, known
+    color = d_ab[rng.integers(len(d_ab))]
+    ys, xs = np.nonzero(region)
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    r = region[box]
+    lab = rgb_to_lab(inp[box])
+    ab = lab[..., 1:][r]
+    lab[..., 1:][r] = color + 0.5 * (ab - ab.mean(0))
+    inp, mask, known = inp.copy(), mask.copy(), known.copy()
+    inp[box][r] = (lab_to_rgb(lab)[r] * 255.0 + 0.5).astype(np.uint8)
+    mask[box][r] = 0.0
+    known[box][r] = (np.hypot(*(lab[..., 1:][r].T)) >= MIN_CHROMA).astype(known.dtype)
+    return inp, mask, known
+
+
 def _prepare(encode: Callable[[np.ndarray, np.ndarray], list], pairs, long_side: int, augment: int = 0,
-             seed: int = 0, light: bool = True, paste: int = 0, bw: int = 0,
+             seed: int = 0, light: bool = True, paste: int = 0, bw: int = 0, decoys: int = 0,
              colorize: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict]:
     """Cached backbone maps (``encode(rgb, gray)`` of the view at the working size: uint8 RGB and its
     gray) of each pair, its mirror image, ``augment`` random views (:func:`_jitter`)
@@ -132,7 +184,7 @@ def _prepare(encode: Callable[[np.ndarray, np.ndarray], list], pairs, long_side:
             yield name, inp, *derive_mask(inp, tgt)
 
     rng = np.random.default_rng(seed)
-    donors = [d for _, *pair in loaded() if (d := _subject(*pair)) is not None] if paste else []
+    donors = [d for _, *pair in loaded() if (d := _subject(*pair)) is not None] if paste or decoys else []
     out = []
     for name, inp0, mask0, known0 in loaded():
         w, h = working_size(inp0.shape[1], inp0.shape[0], long_side)
@@ -140,6 +192,7 @@ def _prepare(encode: Callable[[np.ndarray, np.ndarray], list], pairs, long_side:
         views += [_jitter(inp0, mask0, known0, rng, light) for _ in range(augment)]
         if donors:
             views += [_paste(inp0, mask0, known0, donors[rng.integers(len(donors))], rng) for _ in range(paste)]
+            views += [_decoy(inp0, mask0, known0, donors[rng.integers(len(donors))], rng) for _ in range(decoys)]
         views = [(view, False) for view in views] + [(view, True) for view in views[:bw]]
         for v, ((inp, mask, known), in_bw) in enumerate(views):
             rgb = cv2.resize(np.ascontiguousarray(inp), (w, h), interpolation=cv2.INTER_AREA)
@@ -230,6 +283,7 @@ def train_keepcolor(
     augment_light: bool = True,
     paste: int = PASTE,
     bw_views: int = 0,
+    decoys: int = 0,
     hard_negatives: float = 0.0,
     val_fraction: float = 0.0,
     seed: int = 0,
@@ -267,9 +321,9 @@ def train_keepcolor(
         raise ValueError("no pairs to train on")
     if epochs is None:
         epochs = EARLY_STOP_EPOCHS if val_fraction > 0 else EPOCHS
-    if epochs < 1 or patience < 1 or batch_size < 1 or min(augment, paste, bw_views, hard_negatives) < 0:
-        raise ValueError("--epochs, --patience and --batch-size must be at least 1, --augment, --paste, --bw-views "
-                         "and --hard-negatives at least 0")
+    if epochs < 1 or patience < 1 or batch_size < 1 or min(augment, paste, bw_views, decoys, hard_negatives) < 0:
+        raise ValueError("--epochs, --patience and --batch-size must be at least 1, --augment, --paste, --bw-views, "
+                         "--decoys and --hard-negatives at least 0")
     if base_model is None:
         base_path = Path(base) if base else DEFAULT_WEIGHTS
         if not base_path.is_file():
@@ -318,7 +372,7 @@ def train_keepcolor(
         return KeepColorizer.colors(gray[None], ab[None])[0]
 
     train_s = _prepare(encode, [p for p in pairs if p[0] not in val_names], long_side, augment, seed, augment_light,
-                       paste, bw_views, colorize)
+                       paste, bw_views, decoys, colorize)
     val_s = [s for s in _prepare(encode, [p for p in pairs if p[0] in val_names], long_side)
              if s["view"] == 0]
     if hard_negatives:
@@ -360,7 +414,7 @@ def train_keepcolor(
         "val_pairs": sorted(val_names), "best_epoch": best_epoch, "epochs_run": len(history), "val_iou": best if val_b else None,
         "stopped_early": len(history) < epochs, "seconds": round(time.perf_counter() - t0, 1),
         "lr": lr, "seed": seed, "augment": augment, "augment_light": augment_light, "paste": paste,
-        "hard_negatives": hard_negatives, "features": cfg.features, "bw_views": bw_views, **rgb_rec,
+        "hard_negatives": hard_negatives, "features": cfg.features, "bw_views": bw_views, "decoys": decoys, **rgb_rec,
         **({"tune_lr": tune_lr} if tuned else {}),
     }
     _save(run / "best.safetensors", base_model, head, record)

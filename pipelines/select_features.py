@@ -36,6 +36,9 @@ def main() -> None:
     ap.add_argument("--features", choices=FEATURES, default="colorizer")
     ap.add_argument("--max-pairs", type=int, default=30)
     ap.add_argument("--tune-from", type=int, default=None, help="HeadConfig.tune_from (default: select train's)")
+    ap.add_argument("--decoys", type=int, default=0, help="decoy views per pair (select train --decoys)")
+    ap.add_argument("--no-chroma", dest="chroma", action="store_false",
+                    help="HeadConfig(chroma=False): the head reads the features only, not also the frame's a/b")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
@@ -46,13 +49,13 @@ def main() -> None:
     of = lambda seq: [p for p in pairs if re.search(rf"_{seq}_SH", p[1].name)]  # noqa: E731
     train, score = of(args.train)[:args.max_pairs], of(args.score)
     cfg = HeadConfig(tune_from=KT.TUNE_FROM if args.tune_from is None else args.tune_from,
-                     features=args.features)
-    rec = KT.train_keepcolor(train, args.out, config=cfg, seed=args.seed)
+                     features=args.features, chroma=args.chroma)
+    rec = KT.train_keepcolor(train, args.out, config=cfg, seed=args.seed, decoys=args.decoys)
     col = load_keepcolor(Path(args.out) / "best.safetensors")
     with torch.no_grad():
         res = pair_scores(col, score)
     out = {"features": args.features, "train": args.train, "score": args.score, "train_pairs": len(train),
-           "score_pairs": len(score), "seed": args.seed, "tune_from": cfg.tune_from, "seconds": rec["seconds"], **res["model"]}
+           "score_pairs": len(score), "seed": args.seed, "tune_from": cfg.tune_from, "decoys": args.decoys, "chroma": args.chroma, "seconds": rec["seconds"], **res["model"]}
     print(json.dumps(out))
 
 

@@ -309,6 +309,24 @@ def test_copy_paste_view_pastes_the_donors_subject_as_subject():
                 assert new.sum() > 0.2 * (d_mask > 0).sum()  # the disk, scaled 0.5-1.1x, is there
 
 
+def test_decoy_view_recolors_a_piece_of_background_as_background():
+    """A decoy view recolors one piece of the background (a stripe, here) in the donor subject's red, keeps its
+    lightness and leaves it background; the subject and the rest of the frame are untouched."""
+    img, mask = scene(4, 96, 72)
+    d_img, d_mask = scene(7, 96, 72)
+    donor = KT._subject(d_img, d_mask, np.ones_like(d_mask))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        v, m, k = KT._decoy(img, mask, np.ones_like(mask), donor, rng)
+        changed = (v != img).any(-1)
+        assert changed.sum() > 0.005 * mask.size and not (changed & (mask > 0)).any()
+        assert (m == mask).all()  # the recolored piece stays background
+        lab_v, lab_i = K.rgb_to_lab(v), K.rgb_to_lab(img)
+        assert lab_v[..., 1][changed].mean() > lab_i[..., 1][changed].mean() + 15  # redder (the donor's a, within gamut)
+        assert np.abs(lab_v[..., 0][changed] - lab_i[..., 0][changed]).mean() < 12  # lightness kept but for gamut clipping
+        assert k[changed].min() == 1
+
+
 def test_fine_tuned_blocks_travel_in_the_checkpoint(trained, tmp_path):
     """tune_from=16: the head's copy of the backbone's last blocks is trained and saved; a checkpoint from
     before the option loads as frozen, and one claiming tuned blocks it lacks is refused in one line."""
@@ -343,17 +361,18 @@ def test_fine_tuned_blocks_travel_in_the_checkpoint(trained, tmp_path):
 
 
 def test_onnx_runtime_gives_pytorchs_mask_and_colors(trained, tmp_path):
-    """load_keepcolor exports base + head to ONNX (tiny random base, fine-tuned blocks too) and the session's
-    a/b and mask match PyTorch's, with the source's a/b and without; the export is cached and reused."""
+    """load_keepcolor exports base + head to ONNX (tiny random base, fine-tuned blocks too, a head without the
+    a/b input) and the session's a/b and mask match PyTorch's, with the source's a/b and without; the export is cached and reused."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     root, _ = trained
-    for name, cfg in (("frozen", K.HeadConfig()), ("tuned", K.HeadConfig(tune_from=16))):  # colorizer features
+    for name, cfg in (("frozen", K.HeadConfig()), ("tuned", K.HeadConfig(tune_from=16)),  # colorizer features
+                      ("noab", K.HeadConfig(features="rgb", chroma=False))):  # an export without the a/b input
         KT.train_keepcolor(K.find_pairs([root / "train"]), tmp_path / name, base_model=tiny_random_base(),
-                          config=cfg, epochs=2)
+                          config=cfg, epochs=2, rgb_backbone=random_rgb_backbone())
     # the fixture's run: select train's default, rgb features (two graphs: the colorizer's, the head's)
     for path in (tmp_path / "frozen" / "best.safetensors", tmp_path / "tuned" / "best.safetensors",
-                 root / "run" / "best.safetensors"):
+                 tmp_path / "noab" / "best.safetensors", root / "run" / "best.safetensors"):
         ref = K.load_keepcolor(path, runtime="torch")
         col = K.load_keepcolor(path)  # auto: ONNX Runtime on the CPU
         assert ref.runtime == "torch" and col.runtime == "onnx"

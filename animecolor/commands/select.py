@@ -80,6 +80,9 @@ def register(subparsers) -> None:
     t.add_argument("--bw-views", type=int, default=0, metavar="N",
                    help="train on the first N views of each pair (the pair, its mirror image, ...) also in the "
                         "colorizer's colors, as on a B&W video (default 0)")
+    t.add_argument("--decoys", type=int, default=0, metavar="N",
+                   help="decoy views per training pair: a piece of its background recolored in the subject's "
+                        "colors, still background (default 0)")
     t.add_argument("--hard-negatives", type=float, default=0.0, metavar="W",
                    help="extra loss weight of background pixels colored like the subject (default 0)")
     t.add_argument("--tune-from", type=int, default=TUNE_FROM, choices=(0, 8, 16, 32), metavar="STRIDE",
@@ -122,6 +125,7 @@ def run_train(args: argparse.Namespace) -> int:
                           epochs=args.epochs, patience=args.patience, augment=args.augment,
                           val_fraction=0.2 if args.early_stop else 0.0,
                           augment_light=args.augment_light, paste=args.paste, bw_views=args.bw_views,
+                          decoys=args.decoys,
                           hard_negatives=args.hard_negatives, seed=args.seed, progress=progress)
     print(json.dumps({k: rec[k] for k in ("best", "pairs", "train_pairs", "best_epoch", "epochs_run", "val_iou",
                                           "seconds")}))
