@@ -22,7 +22,7 @@ import torch.nn.functional as TF
 from .color import lab_to_rgb, rgb_to_lab
 from .keepcolor import FORMAT, MIN_CHROMA, HeadConfig, KeepColorizer, MaskHead, _gray_of, _lut, derive_mask, load_pair, rgb_input
 
-__all__ = ["TUNE_FROM", "FEATURE_SOURCE", "PASTE", "EPOCHS", "EARLY_STOP_EPOCHS", "train_keepcolor"]
+__all__ = ["TUNE_FROM", "FEATURE_SOURCE", "PASTE", "DECOYS", "HEAD_AB", "default_config", "EPOCHS", "EARLY_STOP_EPOCHS", "train_keepcolor"]
 
 #: ``select train``'s fine-tuning default (HeadConfig.tune_from): chosen on the Koro val shots, docs/keepcolor.md.
 #: HeadConfig's own default stays 0, what a checkpoint written before the option means.
@@ -34,6 +34,12 @@ FEATURE_SOURCE = "rgb"
 #: copy-paste views per training pair (another pair's subject pasted onto it): chosen on the Koro val shots and
 #: held-out clip-art training pairs, docs/keepcolor.md.
 PASTE = 4
+#: decoy views per training pair (a piece of its background recolored in a subject's colors, as background) and
+#: whether a head on rgb features also reads the frame's a/b (HeadConfig.chroma): chosen together across Caminandes
+#: sequences (pipelines/select_features.py), on the Koro val shots and held-out clip-art training pairs,
+#: docs/keepcolor.md.  Colorizer features always read the a/b (without it they see no color).
+DECOYS = 2
+HEAD_AB = False
 #: epochs on all the pairs (no pair held out for early stopping; ``select train --early-stop`` holds every 5th
 #: out): chosen on the Koro val shots and held-out clip-art training pairs, docs/keepcolor.md.
 EPOCHS = 30
@@ -268,6 +274,12 @@ def _iou(head: MaskHead, batches: list[dict]) -> float:
     return inter / union if union else 1.0
 
 
+def default_config(features: str = FEATURE_SOURCE, tune_from: int = TUNE_FROM, ab_input: bool | None = None) -> HeadConfig:
+    """``select train``'s head: ``ab_input`` None means :data:`HEAD_AB` for rgb features, always for colorizer ones."""
+    chroma = (HEAD_AB if features == "rgb" else True) if ab_input is None else ab_input
+    return HeadConfig(tune_from=tune_from, features=features, chroma=chroma)
+
+
 def train_keepcolor(
     pairs: Sequence[tuple[str, Path, Path]],
     run_dir: str | os.PathLike,
@@ -283,7 +295,7 @@ def train_keepcolor(
     augment_light: bool = True,
     paste: int = PASTE,
     bw_views: int = 0,
-    decoys: int = 0,
+    decoys: int = DECOYS,
     hard_negatives: float = 0.0,
     val_fraction: float = 0.0,
     seed: int = 0,
@@ -305,7 +317,8 @@ def train_keepcolor(
     (:func:`_paste`; 0: none); ``bw_views``: the first views of each pair (the pair, its mirror image, ...)
     again in the colorizer's colors, as the head sees a B&W video; ``hard_negatives``: extra
     weight of background pixels colored like the subject (:func:`_hard_negatives`).
-    ``config.features`` (default :data:`FEATURE_SOURCE`): "rgb" reads an ImageNet EfficientNet-Lite0 on the
+    ``decoys``: decoy views per training pair (:func:`_decoy`; default :data:`DECOYS`).
+    ``config`` default: :func:`default_config`.  ``config.features`` (default :data:`FEATURE_SOURCE`): "rgb" reads an ImageNet EfficientNet-Lite0 on the
     pairs' colors (its weights come from ``animecolor[train]``; ``rgb_backbone`` replaces them for tests).
     ``base_model`` (a ``ResidualColorizer``) replaces ``base`` for tests.  Returns the record.
     """
@@ -333,7 +346,7 @@ def train_keepcolor(
     else:
         base_rec = {"path": "(in memory)", "sha256": ""}
     base_model.eval()
-    cfg = config or HeadConfig(tune_from=TUNE_FROM, features=FEATURE_SOURCE)
+    cfg = config or default_config()
     source, rgb_rec = base_model.backbone, {}
     if cfg.features == "rgb":
         if rgb_backbone is None:

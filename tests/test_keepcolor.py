@@ -61,7 +61,8 @@ def random_rgb_backbone():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A keep-color run trained on 10 synthetic pairs with select train's defaults (rgb features, on a random
-    backbone; the tiny random colorizer), and held-out pairs."""
+    backbone; the tiny random colorizer; decoy views), and held-out pairs.  The head also reads the frame's a/b
+    (``--ab-input``): a random backbone passes on too little of the colors for the red disk to be learned."""
     root = tmp_path_factory.mktemp("keep")
     (root / "train").mkdir()
     (root / "test").mkdir()
@@ -70,8 +71,18 @@ def trained(tmp_path_factory):
     for i in range(6):
         write_pair(root / "test", f"t{i:02d}", 100 + i)
     rec = KT.train_keepcolor(K.find_pairs([root / "train"]), root / "run", base_model=tiny_random_base(),
-                            epochs=25, patience=25, val_fraction=0.2, rgb_backbone=random_rgb_backbone())
+                            epochs=25, patience=25, val_fraction=0.2, rgb_backbone=random_rgb_backbone(),
+                            config=KT.default_config(ab_input=True))
     return root, rec
+
+
+def test_select_trains_default_head():
+    """select train's head: rgb features without the a/b input, fine-tuned from stride 16; colorizer features
+    keep the a/b (without it they see no color); ``--ab-input`` asks for it."""
+    cfg = KT.default_config()
+    assert (cfg.features, cfg.chroma, cfg.tune_from) == ("rgb", False, 16) and KT.DECOYS == 2
+    assert KT.default_config("colorizer").chroma and KT.default_config(ab_input=True).chroma
+    assert K.HeadConfig().chroma  # what a checkpoint without the key means
 
 
 def test_derive_mask_from_a_pair():

@@ -42,7 +42,7 @@ def keep_colorizer(args, device: str | None):
 
 def register(subparsers) -> None:
     from ..keepcolor import FEATURES
-    from ..keepcolor_train import EARLY_STOP_EPOCHS, EPOCHS, FEATURE_SOURCE, PASTE, TUNE_FROM
+    from ..keepcolor_train import DECOYS, EARLY_STOP_EPOCHS, EPOCHS, FEATURE_SOURCE, PASTE, TUNE_FROM
 
     p = subparsers.add_parser(
         "select",
@@ -80,9 +80,12 @@ def register(subparsers) -> None:
     t.add_argument("--bw-views", type=int, default=0, metavar="N",
                    help="train on the first N views of each pair (the pair, its mirror image, ...) also in the "
                         "colorizer's colors, as on a B&W video (default 0)")
-    t.add_argument("--decoys", type=int, default=0, metavar="N",
-                   help="decoy views per training pair: a piece of its background recolored in the subject's "
-                        "colors, still background (default 0)")
+    t.add_argument("--decoys", type=int, default=DECOYS, metavar="N",
+                   help=f"decoy views per training pair: a piece of its background recolored in a subject's "
+                        f"colors, still background (default {DECOYS}; 0: none)")
+    t.add_argument("--ab-input", action="store_true",
+                   help="the head also reads the frame's a/b beside the rgb features (the model before session 21; "
+                        "colorizer features always do)")
     t.add_argument("--hard-negatives", type=float, default=0.0, metavar="W",
                    help="extra loss weight of background pixels colored like the subject (default 0)")
     t.add_argument("--tune-from", type=int, default=TUNE_FROM, choices=(0, 8, 16, 32), metavar="STRIDE",
@@ -99,8 +102,8 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..keepcolor import HeadConfig, find_pairs
-    from ..keepcolor_train import train_keepcolor
+    from ..keepcolor import find_pairs
+    from ..keepcolor_train import default_config, train_keepcolor
 
     pairs = sorted(find_pairs(args.pairs))
     if args.max_pairs is not None:
@@ -121,7 +124,7 @@ def run_train(args: argparse.Namespace) -> int:
             val = "" if ev["val_iou"] is None else f", val IoU {ev['val_iou']:.3f}"
             print(f"animecolor: epoch {ev['epoch']}: loss {ev['loss']:.3f}{val}", file=sys.stderr)
 
-    rec = train_keepcolor(pairs, args.out, base=args.base, config=HeadConfig(tune_from=args.tune_from, features=args.features),
+    rec = train_keepcolor(pairs, args.out, base=args.base, config=default_config(args.features, args.tune_from, True if args.ab_input else None),
                           epochs=args.epochs, patience=args.patience, augment=args.augment,
                           val_fraction=0.2 if args.early_stop else 0.0,
                           augment_light=args.augment_light, paste=args.paste, bw_views=args.bw_views,
