@@ -111,10 +111,12 @@ koro() {
           | tee -a runs/cam_x/features.jsonl
       done
     done
-    # the in-domain checks of the same variants, Koro val shots and clip-art val pairs (colorizer features: above)
+    # the in-domain checks of the same variants, Koro val shots and clip-art val pairs (colorizer features: above;
+    # --decoys 0 --ab-input: session 20's defaults)
     mkdir -p runs/select_val && ln -sf "$PWD"/runs/select_pairs/train/0[6-9]?_* runs/select_val/
     for opts in "" "--tune-from 0" "--tune-from 32" "--bw-views 2"; do
       name=rgb$(echo $opts | tr -d ' -')
+      opts="$opts --decoys 0 --ab-input"
       NAME=$name train_eval "$PAIRS" runs/cam_x 30 val -- $opts
       NAME=$name train_eval runs/select_pairs runs/select_x 30 -- $opts
       $AC evaluate --keep-color runs/select_x/$name/best.safetensors runs/select_val | tee runs/select_x/$name.val.md
@@ -123,6 +125,22 @@ koro() {
         $AC evaluate --keep-color "$2/$name/best.safetensors" "$1" --keep-color-bw | tee "$2/$name.val_bw.md"
       done
     done
+    # session 21: decoy views and the head without the a/b input, across sequences and in-domain (seed 0; the
+    # combination, now the default, also seeds 1 and 2 on the Koro val shots)
+    for f in "--decoys 2" "--no-chroma" "--no-chroma --decoys 2"; do
+      for fold in "SE01 SE03" "SE03 SE01"; do
+        set -- $fold
+        $PY pipelines/select_features.py "$PAIRS" --train $1 --score $2 --features rgb $f \
+          -o "runs/cam_x/feat_$(echo $f | tr -d ' -')_$1" | tee -a runs/cam_x/features.jsonl
+      done
+    done
+    for opts in "--decoys 2 --ab-input" "--decoys 0" ""; do
+      name=s21$(echo $opts | tr -d ' -')
+      NAME=$name train_eval "$PAIRS" runs/cam_x 30 val -- $opts
+      NAME=$name train_eval runs/select_pairs runs/select_x 30 -- $opts
+      $AC evaluate --keep-color runs/select_x/$name/best.safetensors runs/select_val | tee runs/select_x/$name.val.md
+    done
+    for seed in 1 2; do NAME=s21_s$seed train_eval "$PAIRS" runs/cam_x 30 val -- --seed $seed; done
   fi
 }
 
