@@ -2,7 +2,8 @@
 
 The backbone's maps up to the tuned stride are computed once per pair view and
 cached, so training never runs the full backbone; the views are each pair, its
-mirror image and copy-paste views (another pair's subject pasted onto it).  The
+mirror image, copy-paste views (another pair's subject pasted onto it) and decoy
+views (a piece of its background recolored in a subject's colors).  The
 result is one self-describing safetensors checkpoint that
 :func:`animecolor.keepcolor.load_keepcolor` rebuilds (see docs/keepcolor.md).
 """
@@ -178,7 +179,8 @@ def _prepare(encode: Callable[[np.ndarray, np.ndarray], list], pairs, long_side:
              colorize: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict]:
     """Cached backbone maps (``encode(rgb, gray)`` of the view at the working size: uint8 RGB and its
     gray) of each pair, its mirror image, ``augment`` random views (:func:`_jitter`)
-    and ``paste`` copy-paste views (:func:`_paste`: another pair's subject pasted onto it), with the
+    ``paste`` copy-paste views (:func:`_paste`: another pair's subject pasted onto it) and ``decoys`` decoy
+    views (:func:`_decoy`: a piece of its background recolored in a subject's colors), with the
     frame's a/b and the mask target at the head's stride; and the first ``bw`` of these views again in
     the colorizer's colors (``colorize(gray)``: what the head sees on a B&W video).  With ``paste`` the pairs are read twice (first
     for their subjects' cut-outs), so that no more than one whole pair is held at a time."""
